@@ -1,0 +1,206 @@
+//! One client connection: frames in, responses out, in order.
+//!
+//! The reader decodes a frame, starts its handler (produce appends happen here, in arrival
+//! order) and queues the pending response; the writer sends responses in request order.
+//! Up to `max_inflight_requests_per_connection` requests are in flight, so a producer with
+//! many requests outstanding is not starved by the flush window. A bad frame (negative or
+//! oversized length, undecodable bytes, an API the agent does not serve) closes this
+//! connection only, with a log line; the agent keeps serving everyone else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info_span, warn};
+
+use crate::dispatch::{self, Ctx};
+
+/// Why a connection was closed by the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Length prefix out of bounds.
+    #[error("frame length {0} outside 1..={1}")]
+    BadLength(i64, usize),
+    /// Bytes that are not a Kafka request.
+    #[error("undecodable request: {0}")]
+    Undecodable(String),
+    /// An API key or version the agent does not serve.
+    #[error("unsupported api key {0} version {1}")]
+    Unsupported(i16, i16),
+}
+
+/// Encodes `header` + `body` as one length-prefixed frame.
+pub fn encode_frame(
+    correlation_id: i32,
+    header_version: i16,
+    body: &ResponseKind,
+    version: i16,
+) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)
+        .map_err(|e| e.to_string())?;
+    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Serves one connection until the client closes it, a bad frame arrives, or shutdown.
+pub async fn serve(
+    ctx: Arc<Ctx>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) =
+        mpsc::channel::<JoinHandle<Option<Bytes>>>(ctx.config.max_inflight_requests_per_connection);
+    let writer = tokio::spawn(write_loop(wr, rx));
+    let max = ctx.config.max_request_bytes;
+    loop {
+        let len = tokio::select! {
+            r = rd.read_i32() => match r {
+                Ok(n) => n,
+                Err(_) => break, // closed by the client
+            },
+            _ = shutdown.changed() => break,
+        };
+        if len <= 0 || len as i64 > max as i64 {
+            ctx.metrics.bad_frames.inc();
+            warn!(%peer, len, max, "closing connection: bad frame length");
+            break;
+        }
+        let mut buf = vec![0u8; len as usize];
+        if rd.read_exact(&mut buf).await.is_err() {
+            break;
+        }
+        match decode(&ctx, Bytes::from(buf)) {
+            Ok(Decoded::Request {
+                header,
+                request,
+                key,
+                version,
+            }) => {
+                let client_id = header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                let span = info_span!("request", api = ?key, version, correlation_id = header.correlation_id, client_id = %client_id, %peer);
+                let pending = dispatch::start(ctx.clone(), request, version, span).await;
+                let cid = header.correlation_id;
+                let header_version = key.response_header_version(version);
+                let handle = tokio::spawn(async move {
+                    let resp = pending.await?;
+                    match encode_frame(cid, header_version, &resp, version) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            error!(api = ?key, version, error = %e, "response encoding failed");
+                            None
+                        }
+                    }
+                });
+                if tx.send(handle).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Decoded::Immediate(bytes)) => {
+                if tx
+                    .send(tokio::spawn(async move { Some(bytes) }))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) => {
+                ctx.metrics.bad_frames.inc();
+                warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    debug!(%peer, "connection closed");
+}
+
+async fn write_loop(
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<JoinHandle<Option<Bytes>>>,
+) {
+    let mut wr = BufWriter::new(wr);
+    while let Some(handle) = rx.recv().await {
+        let Ok(resp) = handle.await else { continue };
+        if let Some(bytes) = resp {
+            if wr.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        // Flush when nothing else is ready, batching writes of pipelined responses.
+        if rx.is_empty() && wr.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.flush().await;
+}
+
+enum Decoded {
+    Request {
+        header: RequestHeader,
+        request: RequestKind,
+        key: ApiKey,
+        version: i16,
+    },
+    /// A response that needs no handler (ApiVersions with a version the agent lacks).
+    Immediate(Bytes),
+}
+
+fn decode(_ctx: &Ctx, mut frame: Bytes) -> Result<Decoded, FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::Undecodable(
+            "frame shorter than a request header".into(),
+        ));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(api_key).map_err(|_| FrameError::Unsupported(api_key, version))?;
+    let Some((min, max)) = dispatch::supported(key) else {
+        return Err(FrameError::Unsupported(api_key, version));
+    };
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            // KIP-511: answer an unknown ApiVersions version with a v0 response carrying
+            // UNSUPPORTED_VERSION and our ranges, so the client can retry with one we know.
+            let body = ResponseKind::ApiVersions(dispatch::api_versions(Some(
+                ResponseError::UnsupportedVersion,
+            )));
+            return encode_frame(correlation_id, 0, &body, 0)
+                .map(Decoded::Immediate)
+                .map_err(FrameError::Undecodable);
+        }
+        return Err(FrameError::Unsupported(api_key, version));
+    }
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| FrameError::Undecodable(e.to_string()))?;
+    let request = RequestKind::decode(key, &mut frame, version)
+        .map_err(|e| FrameError::Undecodable(e.to_string()))?;
+    Ok(Decoded::Request {
+        header,
+        request,
+        key,
+        version,
+    })
+}

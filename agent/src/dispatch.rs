@@ -1,0 +1,296 @@
+//! Routes a decoded Kafka request to its handler and owns the request context shared by
+//! every handler ([`Ctx`]). Also the one place that says which API versions Floe supports:
+//! ApiVersions advertises exactly this table.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use floe_common::{Metrics, Objects};
+use floe_metadata::{Metadata, MetadataError, TopicSpec};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
+use tracing::{info, Instrument, Span};
+
+use crate::admin;
+use crate::catalog::{Catalog, Topic};
+use crate::config::AgentConfig;
+use crate::fetch;
+use crate::fetch::cache::ChunkCache;
+use crate::fetch::index::IndexCache;
+use crate::list_offsets;
+use crate::produce::handle as produce;
+use crate::produce::Batcher;
+
+/// Every API Floe serves, with the version range it supports. Anything else is not
+/// advertised; clients that call it anyway get their connection closed, as Kafka does for
+/// requests it cannot parse.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The version range Floe supports for `key`, if any.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Shared state of the agent, handed to every handler.
+pub struct Ctx {
+    /// Settings.
+    pub config: AgentConfig,
+    /// Metadata service.
+    pub metadata: Arc<dyn Metadata>,
+    /// Topics and watermarks.
+    pub catalog: Arc<Catalog>,
+    /// Open WAL object.
+    pub batcher: Batcher,
+    /// Offset index cache.
+    pub index: Arc<IndexCache>,
+    /// Chunk cache.
+    pub cache: Arc<ChunkCache>,
+    /// Object store.
+    pub objects: Objects,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cluster id.
+    pub cluster_id: String,
+}
+
+impl Ctx {
+    /// Resolves a topic by name, creating it with the broker defaults when auto-creation is
+    /// enabled and `allow_create` (exactly once across racing agents: the store decides).
+    pub async fn topic_or_create(
+        &self,
+        name: &str,
+        allow_create: bool,
+    ) -> Result<Arc<Topic>, ResponseError> {
+        if let Some(t) = self.catalog.lookup(name).await {
+            return Ok(t);
+        }
+        if !allow_create || !self.config.auto_create_topics_enable {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        if admin::validate_topic_name(name).is_err() || admin::is_internal(name) {
+            return Err(ResponseError::InvalidTopicException);
+        }
+        let spec = TopicSpec {
+            name: name.to_string(),
+            partitions: self.config.num_partitions,
+            configs: Default::default(),
+        };
+        match self.metadata.create_topic(spec).await {
+            Ok(info) => {
+                info!(
+                    topic = name,
+                    partitions = info.partitions.len(),
+                    "auto-created topic"
+                );
+            }
+            Err(MetadataError::TopicExists(_)) => {}
+            Err(e) => return Err(crate::error::kafka_error(&e)),
+        }
+        if let Err(e) = self.catalog.refresh().await {
+            return Err(crate::error::kafka_error(&e));
+        }
+        self.catalog
+            .by_name(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition)
+    }
+}
+
+/// The ApiVersions answer: exactly [`SUPPORTED`].
+pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
+    let keys = SUPPORTED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error.map(|e| e.code()).unwrap_or(0))
+        .with_api_keys(keys)
+}
+
+/// A response still being computed; `None` means "send nothing" (acks=0 produce).
+pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
+
+/// Starts handling a request. Produce appends happen before this returns, which is what
+/// keeps pipelined produce requests of one connection in order; everything else runs in
+/// the returned future.
+pub async fn start(
+    ctx: Arc<Ctx>,
+    request: RequestKind,
+    version: i16,
+    span: Span,
+) -> PendingResponse {
+    let started = Instant::now();
+    let metrics = ctx.metrics.clone();
+    let api = api_name(&request);
+    let fut: PendingResponse = match request {
+        RequestKind::Produce(req) => {
+            let pending = produce::start(&ctx, req, version)
+                .instrument(span.clone())
+                .await;
+            async move { produce::finish(pending).await.map(ResponseKind::Produce) }.boxed()
+        }
+        RequestKind::Fetch(req) => async move {
+            Some(ResponseKind::Fetch(
+                fetch::handle::handle(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::ListOffsets(req) => async move {
+            Some(ResponseKind::ListOffsets(
+                list_offsets::handle(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::Metadata(req) => async move {
+            Some(ResponseKind::Metadata(
+                admin::metadata(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::ApiVersions(_) => {
+            async move { Some(ResponseKind::ApiVersions(api_versions(None))) }.boxed()
+        }
+        RequestKind::CreateTopics(req) => async move {
+            Some(ResponseKind::CreateTopics(
+                admin::create_topics(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DeleteTopics(req) => async move {
+            Some(ResponseKind::DeleteTopics(
+                admin::delete_topics(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::CreatePartitions(req) => async move {
+            Some(ResponseKind::CreatePartitions(
+                admin::create_partitions(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DescribeConfigs(req) => async move {
+            Some(ResponseKind::DescribeConfigs(
+                admin::describe_configs(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::AlterConfigs(req) => async move {
+            Some(ResponseKind::AlterConfigs(
+                admin::alter_configs(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::IncrementalAlterConfigs(req) => async move {
+            Some(ResponseKind::IncrementalAlterConfigs(
+                admin::incremental_alter_configs(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DescribeCluster(req) => async move {
+            Some(ResponseKind::DescribeCluster(admin::describe_cluster(
+                &ctx, req,
+            )))
+        }
+        .boxed(),
+        // The connection refuses unsupported keys before decoding; this arm is a safety net.
+        _ => async move { None }.boxed(),
+    };
+    async move {
+        let resp = fut.await;
+        let error = resp.as_ref().map(first_error).unwrap_or(0);
+        let name = if error == 0 {
+            "NONE".to_string()
+        } else {
+            format!(
+                "{:?}",
+                ResponseError::try_from_code(error).unwrap_or(ResponseError::UnknownServerError)
+            )
+        };
+        metrics.request(api, &name, started.elapsed().as_secs_f64());
+        resp
+    }
+    .instrument(span)
+    .boxed()
+}
+
+fn api_name(r: &RequestKind) -> &'static str {
+    match r {
+        RequestKind::Produce(_) => "Produce",
+        RequestKind::Fetch(_) => "Fetch",
+        RequestKind::ListOffsets(_) => "ListOffsets",
+        RequestKind::Metadata(_) => "Metadata",
+        RequestKind::ApiVersions(_) => "ApiVersions",
+        RequestKind::CreateTopics(_) => "CreateTopics",
+        RequestKind::DeleteTopics(_) => "DeleteTopics",
+        RequestKind::CreatePartitions(_) => "CreatePartitions",
+        RequestKind::DescribeConfigs(_) => "DescribeConfigs",
+        RequestKind::AlterConfigs(_) => "AlterConfigs",
+        RequestKind::IncrementalAlterConfigs(_) => "IncrementalAlterConfigs",
+        RequestKind::DescribeCluster(_) => "DescribeCluster",
+        _ => "Other",
+    }
+}
+
+/// The first non-zero error code in a response, for the per-error request counter.
+fn first_error(r: &ResponseKind) -> i16 {
+    fn first(it: impl Iterator<Item = i16>) -> i16 {
+        let mut it = it;
+        it.find(|c| *c != 0).unwrap_or(0)
+    }
+    match r {
+        ResponseKind::Produce(p) => first(
+            p.responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::Fetch(f) => {
+            if f.error_code != 0 {
+                f.error_code
+            } else {
+                first(
+                    f.responses
+                        .iter()
+                        .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                )
+            }
+        }
+        ResponseKind::ListOffsets(l) => first(
+            l.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::Metadata(m) => first(m.topics.iter().map(|t| t.error_code)),
+        ResponseKind::ApiVersions(a) => a.error_code,
+        ResponseKind::CreateTopics(c) => first(c.topics.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteTopics(d) => first(d.responses.iter().map(|t| t.error_code)),
+        ResponseKind::CreatePartitions(c) => first(c.results.iter().map(|t| t.error_code)),
+        ResponseKind::DescribeConfigs(d) => first(d.results.iter().map(|t| t.error_code)),
+        ResponseKind::AlterConfigs(a) => first(a.responses.iter().map(|t| t.error_code)),
+        ResponseKind::IncrementalAlterConfigs(a) => first(a.responses.iter().map(|t| t.error_code)),
+        ResponseKind::DescribeCluster(d) => d.error_code,
+        _ => 0,
+    }
+}

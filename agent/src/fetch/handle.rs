@@ -1,0 +1,173 @@
+//! The Fetch request: resolves topics (by name, or by id from v13), reads each partition
+//! within `partition_max_bytes` and the response's `max_bytes` (stored, compressed bytes),
+//! and long-polls: when less than `min_bytes` is ready it waits up to `max_wait_ms`, woken
+//! by watermark changes (this agent's commits at once, other agents' through the metadata
+//! change feed), never by polling the database.
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::read::{read_partition, ReadError};
+use crate::dispatch::Ctx;
+
+/// Longest long poll honoured, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+/// Kafka's FETCH_SESSION_ID_NOT_FOUND.
+fn session_error(req: &FetchRequest) -> Option<ResponseError> {
+    // Floe declines fetch sessions (answers session id 0), so clients send full requests.
+    // A client that nevertheless names a session gets Kafka's answer for an unknown one.
+    if req.session_id != 0 {
+        return Some(ResponseError::FetchSessionIdNotFound);
+    }
+    if req.session_epoch > 0 {
+        return Some(ResponseError::InvalidFetchSessionEpoch);
+    }
+    None
+}
+
+/// Handles a Fetch request.
+pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse {
+    if let Some(err) = session_error(&req) {
+        return FetchResponse::default().with_error_code(err.code());
+    }
+    let deadline =
+        Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut changes = ctx.catalog.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let (resp, bytes, any_error) = gather(ctx, &req, version).await;
+        let now = Instant::now();
+        if bytes >= min_bytes || any_error || now >= deadline {
+            ctx.metrics.fetch_bytes.inc_by(bytes as u64);
+            return resp;
+        }
+        if tokio::time::timeout(deadline - now, changes.changed())
+            .await
+            .is_err()
+        {
+            // Deadline: answer with whatever is there (re-read: a change may have raced).
+            let (resp, bytes, _) = gather(ctx, &req, version).await;
+            ctx.metrics.fetch_bytes.inc_by(bytes as u64);
+            return resp;
+        }
+    }
+}
+
+async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let read_committed = req.isolation_level == 1;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = if version >= 13 {
+            ctx.catalog.lookup_id(ft.topic_id).await
+        } else {
+            ctx.catalog.lookup(ft.topic.as_str()).await
+        };
+        let mut tr = FetchableTopicResponse::default();
+        if version >= 13 {
+            tr.topic_id = ft.topic_id;
+        } else {
+            tr.topic = ft.topic.clone();
+        }
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            let Some(topic) = &topic else {
+                any_error = true;
+                let err = if version >= 13 {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                tr.partitions.push(pd.with_error_code(err.code()));
+                continue;
+            };
+            let marks = if fp.partition >= 0 && fp.partition < topic.partitions {
+                ctx.catalog.marks(topic.id, fp.partition)
+            } else {
+                None
+            };
+            let Some(marks) = marks else {
+                any_error = true;
+                tr.partitions
+                    .push(pd.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                continue;
+            };
+            pd.high_watermark = marks.high_watermark;
+            // No transactions yet: everything committed is stable.
+            pd.last_stable_offset = marks.high_watermark;
+            pd.log_start_offset = marks.log_start_offset;
+            if read_committed {
+                pd.aborted_transactions = Some(Vec::new());
+            }
+            if fp.current_leader_epoch > marks.leader_epoch {
+                any_error = true;
+                tr.partitions
+                    .push(pd.with_error_code(ResponseError::UnknownLeaderEpoch.code()));
+                continue;
+            }
+            if fp.fetch_offset < marks.log_start_offset || fp.fetch_offset > marks.high_watermark {
+                any_error = true;
+                tr.partitions
+                    .push(pd.with_error_code(ResponseError::OffsetOutOfRange.code()));
+                continue;
+            }
+            let remaining = max_bytes.saturating_sub(total);
+            let budget = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            if fp.fetch_offset < marks.high_watermark && (budget > 0 || total == 0) {
+                match read_partition(
+                    &ctx.index,
+                    &ctx.cache,
+                    topic.id,
+                    fp.partition,
+                    fp.fetch_offset,
+                    marks.high_watermark,
+                    budget,
+                    total == 0,
+                )
+                .await
+                {
+                    Ok(records) => {
+                        total += records.len();
+                        pd.records = Some(records);
+                    }
+                    Err(e) => {
+                        warn!(topic = %topic.name, partition = fp.partition, error = %e, "fetch read failed");
+                        any_error = true;
+                        let code = match e {
+                            ReadError::Store(_) | ReadError::Metadata(_) => {
+                                ResponseError::KafkaStorageError
+                            }
+                            ReadError::Corrupt(_) => ResponseError::CorruptMessage,
+                        };
+                        pd.error_code = code.code();
+                    }
+                }
+            } else {
+                pd.records = Some(bytes::Bytes::new());
+            }
+            tr.partitions.push(pd);
+        }
+        responses.push(tr);
+    }
+    let resp = FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses);
+    (resp, total, any_error)
+}

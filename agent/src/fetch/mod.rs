@@ -1,0 +1,8 @@
+//! The fetch path: `index` finds which objects hold the wanted offsets, `cache` reads
+//! their bytes through memory, `read` assembles a partition's answer with base offsets
+//! rewritten, and `handle` is the Fetch request with its long poll.
+
+pub mod cache;
+pub mod handle;
+pub mod index;
+pub mod read;

@@ -1,0 +1,169 @@
+//! The agent's lifecycle: wiring the components, the accept loop with its connection
+//! bound, and graceful shutdown (stop accepting, let connections finish what they sent,
+//! seal + upload + commit + answer what is buffered, then exit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe_common::{Metrics, Objects};
+use floe_metadata::Metadata;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{info, warn};
+
+use crate::catalog::Catalog;
+use crate::config::AgentConfig;
+use crate::connection;
+use crate::dispatch::Ctx;
+use crate::error::AgentError;
+use crate::fetch::cache::ChunkCache;
+use crate::fetch::index::IndexCache;
+use crate::produce::batcher::BatcherSettings;
+use crate::produce::commit::Committer;
+use crate::produce::Batcher;
+
+/// Components the agent is built from (injected, so tests can pass fakes or wrappers).
+pub struct AgentDeps {
+    /// Metadata service (in-process or HTTP).
+    pub metadata: Arc<dyn Metadata>,
+    /// Object store.
+    pub objects: Objects,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// How long shutdown waits for connections to finish their in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running agent.
+pub struct Agent {
+    ctx: Arc<Ctx>,
+    local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    accept: JoinHandle<JoinSet<()>>,
+    batcher_task: JoinHandle<()>,
+    feed: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Binds the listener and starts serving.
+    pub async fn start(config: AgentConfig, deps: AgentDeps) -> Result<Agent, AgentError> {
+        config.validate()?;
+        let cluster_id = deps.metadata.cluster_id().await?;
+        let catalog = Catalog::load(deps.metadata.clone()).await?;
+        let index = Arc::new(IndexCache::new(deps.metadata.clone()));
+        let cache = Arc::new(ChunkCache::new(
+            deps.objects.clone(),
+            deps.metrics.clone(),
+            config.cache_bytes,
+        ));
+        let committer = Committer {
+            objects: deps.objects.clone(),
+            metadata: deps.metadata.clone(),
+            catalog: catalog.clone(),
+            index: index.clone(),
+            cache: cache.clone(),
+            metrics: deps.metrics.clone(),
+            commit_timeout: Duration::from_millis(config.commit_timeout_ms),
+            node_id: config.node_id,
+        };
+        let (batcher, batcher_task) = Batcher::start(
+            BatcherSettings {
+                flush_interval: Duration::from_millis(config.flush_interval_ms),
+                flush_bytes: config.flush_bytes,
+                max_inflight_bytes: config.max_inflight_produce_bytes,
+            },
+            committer,
+        );
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let feed = catalog.spawn_feed(shutdown_rx.clone());
+        let ctx = Arc::new(Ctx {
+            config,
+            metadata: deps.metadata,
+            catalog,
+            batcher,
+            index,
+            cache,
+            objects: deps.objects,
+            metrics: deps.metrics,
+            cluster_id,
+        });
+        let accept = tokio::spawn(accept_loop(ctx.clone(), listener, shutdown_rx));
+        info!(addr = %local_addr, node_id = ctx.config.node_id, zone = ?ctx.config.zone, "agent serving kafka");
+        Ok(Agent {
+            ctx,
+            local_addr,
+            shutdown_tx,
+            accept,
+            batcher_task,
+            feed,
+        })
+    }
+
+    /// The bound Kafka address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Graceful shutdown: everything acknowledged stays, everything buffered is committed
+    /// and answered before this returns.
+    pub async fn shutdown(self) {
+        info!("agent shutting down: no new connections");
+        let _ = self.shutdown_tx.send(true);
+        if let Ok(mut conns) = self.accept.await {
+            let drain = async { while conns.join_next().await.is_some() {} };
+            if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+                warn!("connections did not drain in time");
+            }
+        }
+        self.ctx.batcher.shutdown().await;
+        let _ = self.batcher_task.await;
+        let _ = self.feed.await;
+        info!("agent stopped");
+    }
+}
+
+async fn accept_loop(
+    ctx: Arc<Ctx>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinSet<()> {
+    let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let mut conns = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        // Reap finished connections so the set does not grow without bound.
+        while conns.try_join_next().is_some() {}
+        let ctx = ctx.clone();
+        let rx = shutdown.clone();
+        conns.spawn(async move {
+            ctx.metrics.connections.inc();
+            connection::serve(ctx.clone(), stream, peer, rx).await;
+            ctx.metrics.connections.dec();
+            drop(permit);
+        });
+    }
+    conns
+}

@@ -1,0 +1,231 @@
+//! Prometheus metrics of every role, in one registry per process. Families are created
+//! up front so that `/metrics` shows them (at zero) before the first event.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of per-API request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Kafka API name, e.g. `Produce`.
+    pub api: String,
+    /// Kafka error name, `NONE` on success.
+    pub error: String,
+}
+
+/// Labels of per-API latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiOnly {
+    /// Kafka API name.
+    pub api: String,
+}
+
+/// Labels of object-store calls: operation (`put`, `get`, `delete`, `list`) and purpose
+/// (`wal`, `fetch`, `compaction`, ...), so `floe cost` can price each.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// Operation.
+    pub op: &'static str,
+    /// Why the call was made.
+    pub purpose: &'static str,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Labels of cache metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// Which cache.
+    pub cache: &'static str,
+}
+
+fn latency() -> Histogram {
+    // 0.1 ms .. ~26 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+/// All metric families of the process.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Kafka requests by API and error.
+    pub requests: Family<ApiLabels, Counter>,
+    /// Kafka request latency by API.
+    pub request_seconds: Family<ApiOnly, Histogram, fn() -> Histogram>,
+    /// Open Kafka connections.
+    pub connections: Gauge,
+    /// Connections closed because of a bad frame.
+    pub bad_frames: Counter,
+    /// Produce latency part: time a batch waited in the open WAL object before sealing.
+    pub produce_flush_wait_seconds: Histogram,
+    /// Produce latency part: object upload.
+    pub produce_upload_seconds: Histogram,
+    /// Produce latency part: metadata commit.
+    pub produce_commit_seconds: Histogram,
+    /// Bytes of record batches accepted by Produce.
+    pub produce_bytes: Counter,
+    /// WAL objects sealed.
+    pub wal_objects: Counter,
+    /// Bytes of record batches returned by Fetch.
+    pub fetch_bytes: Counter,
+    /// Object-store requests.
+    pub object_requests: Family<ObjectLabels, Counter>,
+    /// Object-store bytes moved.
+    pub object_bytes: Family<ObjectLabels, Counter>,
+    /// Sequencer: database transaction latency per group commit.
+    pub sequencer_commit_seconds: Histogram,
+    /// Sequencer: objects per group commit.
+    pub sequencer_group_objects: Histogram,
+    /// Sequencer: failed group commits.
+    pub sequencer_failures: Counter,
+    /// Cache hits.
+    pub cache_hits: Family<CacheLabels, Counter>,
+    /// Cache misses.
+    pub cache_misses: Family<CacheLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("floe");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency),
+            connections: Gauge::default(),
+            bad_frames: Counter::default(),
+            produce_flush_wait_seconds: latency(),
+            produce_upload_seconds: latency(),
+            produce_commit_seconds: latency(),
+            produce_bytes: Counter::default(),
+            wal_objects: Counter::default(),
+            fetch_bytes: Counter::default(),
+            object_requests: Family::default(),
+            object_bytes: Family::default(),
+            sequencer_commit_seconds: latency(),
+            sequencer_group_objects: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            sequencer_failures: Counter::default(),
+            cache_hits: Family::default(),
+            cache_misses: Family::default(),
+        };
+        r.register(
+            "kafka_requests",
+            "Kafka requests by API and error code",
+            m.requests.clone(),
+        );
+        r.register(
+            "kafka_request_seconds",
+            "Kafka request latency by API",
+            m.request_seconds.clone(),
+        );
+        r.register(
+            "kafka_connections",
+            "Open Kafka connections",
+            m.connections.clone(),
+        );
+        r.register(
+            "kafka_bad_frames",
+            "Connections closed for a malformed or oversized frame",
+            m.bad_frames.clone(),
+        );
+        r.register(
+            "produce_flush_wait_seconds",
+            "Time produced data waited in the open WAL object",
+            m.produce_flush_wait_seconds.clone(),
+        );
+        r.register(
+            "produce_upload_seconds",
+            "WAL object upload latency",
+            m.produce_upload_seconds.clone(),
+        );
+        r.register(
+            "produce_commit_seconds",
+            "Metadata commit latency seen by the agent",
+            m.produce_commit_seconds.clone(),
+        );
+        r.register(
+            "produce_bytes",
+            "Record batch bytes accepted by Produce",
+            m.produce_bytes.clone(),
+        );
+        r.register("wal_objects", "WAL objects sealed", m.wal_objects.clone());
+        r.register(
+            "fetch_bytes",
+            "Record batch bytes returned by Fetch",
+            m.fetch_bytes.clone(),
+        );
+        r.register(
+            "object_store_requests",
+            "Object-store requests by operation and purpose",
+            m.object_requests.clone(),
+        );
+        r.register(
+            "object_store_bytes",
+            "Object-store bytes by operation and purpose",
+            m.object_bytes.clone(),
+        );
+        r.register(
+            "sequencer_commit_seconds",
+            "Database transaction latency of one group commit",
+            m.sequencer_commit_seconds.clone(),
+        );
+        r.register(
+            "sequencer_group_objects",
+            "Objects per group commit",
+            m.sequencer_group_objects.clone(),
+        );
+        r.register(
+            "sequencer_failures",
+            "Failed group commits",
+            m.sequencer_failures.clone(),
+        );
+        r.register("cache_hits", "Cache hits", m.cache_hits.clone());
+        r.register("cache_misses", "Cache misses", m.cache_misses.clone());
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        m
+    }
+
+    /// Counts one Kafka request.
+    pub fn request(&self, api: &str, error: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&ApiLabels {
+                api: api.to_string(),
+                error: error.to_string(),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&ApiOnly {
+                api: api.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache(&self, cache: &'static str, hit: bool) {
+        let l = CacheLabels { cache };
+        if hit {
+            self.cache_hits.get_or_create(&l).inc();
+        } else {
+            self.cache_misses.get_or_create(&l).inc();
+        }
+    }
+
+    /// Renders the registry in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,341 @@
+//! The metadata service as agents and the compactor see it: the [`Metadata`] trait, and
+//! [`MetadataService`], its in-process implementation (store + sequencer + change feed).
+//! The HTTP server in `http.rs` exposes a `MetadataService`; `client.rs` implements the same
+//! trait over HTTP, so an agent does not care whether the service is embedded or remote.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::sequencer::{GroupStats, Sequencer};
+use crate::store::MetadataStore;
+use crate::types::{
+    CommitResult, IndexEntry, ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+};
+
+/// One answer of the change feed: what moved since the caller's cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchBatch {
+    /// Identity of the service instance that produced `version`; a cursor from another
+    /// instance (or a restarted one) gets a full snapshot.
+    pub instance: Uuid,
+    /// Cursor to pass to the next call.
+    pub version: u64,
+    /// True when this batch is a full snapshot of every partition rather than a delta.
+    pub full: bool,
+    /// Partitions whose watermarks changed (or all of them when `full`).
+    pub watermarks: Vec<PartitionWatermark>,
+    /// Generation of the topic catalogue; it changes on create, delete, partition or config
+    /// changes, so agents know to refresh their topic cache.
+    pub topics_generation: u64,
+}
+
+/// Cursor into the change feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WatchCursor {
+    /// Instance the version belongs to (nil for "none yet").
+    pub instance: Uuid,
+    /// Last version seen.
+    pub version: u64,
+}
+
+/// Everything an agent or compactor asks of the metadata service.
+#[async_trait]
+pub trait Metadata: Send + Sync + 'static {
+    /// Stable cluster id.
+    async fn cluster_id(&self) -> Result<String>;
+    /// Creates a topic; see [`MetadataStore::create_topic`].
+    async fn create_topic(&self, spec: TopicSpec) -> Result<TopicInfo>;
+    /// Deletes a topic by name.
+    async fn delete_topic(&self, name: &str) -> Result<TopicId>;
+    /// Raises a topic's partition count.
+    async fn create_partitions(&self, name: &str, total: i32) -> Result<TopicInfo>;
+    /// Replaces a topic's config overrides.
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()>;
+    /// All live topics.
+    async fn list_topics(&self) -> Result<Vec<TopicInfo>>;
+    /// Commits one uploaded WAL object (group-committed with concurrent ones).
+    async fn commit_object(&self, commit: ObjectCommit) -> Result<CommitResult>;
+    /// Offset index entries from `from_offset`.
+    async fn read_index(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        from_offset: i64,
+        max_entries: u32,
+    ) -> Result<Vec<IndexEntry>>;
+    /// First index entry whose max timestamp is at or after `timestamp_ms`.
+    async fn find_by_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<IndexEntry>>;
+    /// Waits up to `timeout` for changes after `cursor` and returns them (possibly none).
+    async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch>;
+}
+
+/// Milliseconds since the Unix epoch, from the injected clock.
+pub type NowMs = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Observer of sequencer timings (the binary turns them into Prometheus metrics).
+pub type StatsHook = Arc<dyn Fn(GroupStats) + Send + Sync>;
+
+#[derive(Default)]
+struct Feed {
+    version: u64,
+    topics_generation: u64,
+    /// Latest watermark per partition and the version at which it last changed.
+    partitions: HashMap<(TopicId, i32), (PartitionWatermark, u64)>,
+}
+
+/// How often a watcher with nothing new re-reads watermarks from the database. This is
+/// what makes commits through *another* metadata instance (several instances on one
+/// PostgreSQL) visible here; commits through this instance wake watchers at once.
+const FOREIGN_REFRESH: Duration = Duration::from_millis(500);
+
+/// In-process metadata service.
+pub struct MetadataService {
+    store: Arc<dyn MetadataStore>,
+    sequencer: Sequencer,
+    instance: Uuid,
+    feed: Arc<Mutex<Feed>>,
+    changed: watch::Sender<u64>,
+    now_ms: NowMs,
+}
+
+impl MetadataService {
+    /// Starts the service (and its sequencer task) over `store`.
+    pub async fn start(
+        store: Arc<dyn MetadataStore>,
+        now_ms: NowMs,
+        stats: StatsHook,
+    ) -> Result<Arc<Self>> {
+        let feed = Arc::new(Mutex::new(Feed::default()));
+        let (changed, _) = watch::channel(0u64);
+        let changed_for_seq = changed.clone();
+        let feed_for_seq = feed.clone();
+        let clock = now_ms.clone();
+        let sequencer = Sequencer::start(
+            store.clone(),
+            move || clock(),
+            move |marks| apply_marks(&feed_for_seq, &changed_for_seq, marks),
+            move |s| stats(s),
+        );
+        let service = Arc::new(MetadataService {
+            store,
+            sequencer,
+            instance: Uuid::new_v4(),
+            feed,
+            changed,
+            now_ms,
+        });
+        service.refresh_from_store().await?;
+        Ok(service)
+    }
+
+    /// The underlying store (for the compactor and tools).
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    async fn refresh_from_store(&self) -> Result<()> {
+        let marks = self.store.watermarks().await?;
+        apply_marks(&self.feed, &self.changed, &marks);
+        // Partitions of deleted topics must leave the feed's snapshot.
+        let live: std::collections::HashSet<_> =
+            marks.iter().map(|m| (m.topic_id, m.partition)).collect();
+        let mut feed = lock(&self.feed);
+        let before = feed.partitions.len();
+        feed.partitions.retain(|k, _| live.contains(k));
+        if feed.partitions.len() != before {
+            feed.version += 1;
+            feed.topics_generation += 1;
+            let v = feed.version;
+            drop(feed);
+            self.changed.send_replace(v);
+        }
+        Ok(())
+    }
+
+    fn topics_changed(&self) {
+        let mut feed = lock(&self.feed);
+        feed.version += 1;
+        feed.topics_generation += 1;
+        let v = feed.version;
+        drop(feed);
+        self.changed.send_replace(v);
+    }
+
+    fn collect(&self, cursor: WatchCursor) -> Option<WatchBatch> {
+        let feed = lock(&self.feed);
+        let full = cursor.instance != self.instance || cursor.version > feed.version;
+        if !full && cursor.version == feed.version {
+            return None;
+        }
+        let watermarks = feed
+            .partitions
+            .values()
+            .filter(|(_, v)| full || *v > cursor.version)
+            .map(|(m, _)| *m)
+            .collect();
+        Some(WatchBatch {
+            instance: self.instance,
+            version: feed.version,
+            full,
+            watermarks,
+            topics_generation: feed.topics_generation,
+        })
+    }
+}
+
+fn lock(feed: &Mutex<Feed>) -> std::sync::MutexGuard<'_, Feed> {
+    // A poisoned feed only means a panic elsewhere mid-update; the data is still a valid map.
+    feed.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn apply_marks(feed: &Mutex<Feed>, changed: &watch::Sender<u64>, marks: &[PartitionWatermark]) {
+    let mut f = lock(feed);
+    let mut moved = false;
+    let next = f.version + 1;
+    let mut new_partition = false;
+    for m in marks {
+        match f.partitions.get_mut(&(m.topic_id, m.partition)) {
+            Some((old, v)) => {
+                // Watermarks only move forward; a stale read must not move them back.
+                if m.high_watermark > old.high_watermark
+                    || m.log_start_offset > old.log_start_offset
+                {
+                    old.high_watermark = old.high_watermark.max(m.high_watermark);
+                    old.log_start_offset = old.log_start_offset.max(m.log_start_offset);
+                    *v = next;
+                    moved = true;
+                }
+            }
+            None => {
+                f.partitions.insert((m.topic_id, m.partition), (*m, next));
+                moved = true;
+                new_partition = true;
+            }
+        }
+    }
+    if moved {
+        f.version = next;
+        if new_partition {
+            f.topics_generation += 1;
+        }
+        drop(f);
+        changed.send_replace(next);
+    }
+}
+
+#[async_trait]
+impl Metadata for MetadataService {
+    async fn cluster_id(&self) -> Result<String> {
+        self.store.cluster_id().await
+    }
+
+    async fn create_topic(&self, spec: TopicSpec) -> Result<TopicInfo> {
+        let now = (self.now_ms)();
+        let info = self.store.create_topic(&spec, now).await?;
+        let marks: Vec<_> = info
+            .partitions
+            .iter()
+            .map(|p| PartitionWatermark {
+                topic_id: info.id,
+                partition: p.partition,
+                high_watermark: p.high_watermark,
+                log_start_offset: p.log_start_offset,
+            })
+            .collect();
+        apply_marks(&self.feed, &self.changed, &marks);
+        self.topics_changed();
+        Ok(info)
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<TopicId> {
+        let id = self.store.delete_topic(name).await?;
+        lock(&self.feed).partitions.retain(|(t, _), _| *t != id);
+        self.topics_changed();
+        Ok(id)
+    }
+
+    async fn create_partitions(&self, name: &str, total: i32) -> Result<TopicInfo> {
+        let info = self.store.create_partitions(name, total).await?;
+        self.refresh_from_store().await?;
+        self.topics_changed();
+        Ok(info)
+    }
+
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        self.store.set_topic_configs(name, &configs).await?;
+        self.topics_changed();
+        Ok(())
+    }
+
+    async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
+        self.store.list_topics().await
+    }
+
+    async fn commit_object(&self, commit: ObjectCommit) -> Result<CommitResult> {
+        self.sequencer.commit(commit).await
+    }
+
+    async fn read_index(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        from_offset: i64,
+        max_entries: u32,
+    ) -> Result<Vec<IndexEntry>> {
+        self.store
+            .read_index(topic_id, partition, from_offset, max_entries)
+            .await
+    }
+
+    async fn find_by_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<IndexEntry>> {
+        self.store
+            .find_by_timestamp(topic_id, partition, timestamp_ms)
+            .await
+    }
+
+    async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.changed.subscribe();
+        loop {
+            if let Some(batch) = self.collect(cursor) {
+                return Ok(batch);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let feed = lock(&self.feed);
+                return Ok(WatchBatch {
+                    instance: self.instance,
+                    version: feed.version,
+                    full: false,
+                    watermarks: Vec::new(),
+                    topics_generation: feed.topics_generation,
+                });
+            }
+            let wait = (deadline - now).min(FOREIGN_REFRESH);
+            match tokio::time::timeout(wait, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(crate::MetadataError::Unavailable("service stopped".into()))
+                }
+                Err(_) => self.refresh_from_store().await?,
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The durable store behind the metadata service. One trait, two implementations
+//! (PostgreSQL for production, SQLite for the embedded playground) with identical
+//! behaviour, proven by the conformance suite in `store/tests.rs`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{
+    CommitResult, IndexEntry, ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+};
+
+/// Durable metadata: topics, partitions and the offset index.
+///
+/// Every method is one database transaction. Implementations must be safe to use from many
+/// processes against one database at once (several `floe metadata` instances on one
+/// PostgreSQL): offsets come from the database, never from process memory.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// The cluster id, minted once when the database is first migrated and stable after.
+    async fn cluster_id(&self) -> Result<String>;
+
+    /// Creates a topic with a fresh UUID and `spec.partitions` empty partitions.
+    /// Fails with `TopicExists` if a live topic has the name; exactly one of many racing
+    /// creators succeeds.
+    async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<TopicInfo>;
+
+    /// Deletes a live topic by name, returning its id. Its index entries stop being visible
+    /// at once; the compactor later deletes the objects. Fails with `UnknownTopic`.
+    async fn delete_topic(&self, name: &str) -> Result<TopicId>;
+
+    /// Raises a topic's partition count to `total`. Fails with `UnknownTopic`, or with
+    /// `InvalidPartitions` if `total` is not larger than the current count.
+    async fn create_partitions(&self, name: &str, total: i32) -> Result<TopicInfo>;
+
+    /// Replaces a topic's config overrides with `configs`. Fails with `UnknownTopic`.
+    async fn set_topic_configs(&self, name: &str, configs: &BTreeMap<String, String>)
+        -> Result<()>;
+
+    /// All live topics with their partitions' current watermarks, ordered by name.
+    async fn list_topics(&self) -> Result<Vec<TopicInfo>>;
+
+    /// Commits a group of uploaded objects in ONE database transaction (group commit).
+    ///
+    /// For each object, in slice order, and each chunk in chunk order, assigns the next
+    /// contiguous offsets of the chunk's partition and inserts its index entry. Partition rows
+    /// are locked in ascending `(topic_id, partition)` order so concurrent groups from other
+    /// processes cannot deadlock. A chunk of an unknown or deleted partition yields
+    /// `ChunkOutcome::UnknownTopicOrPartition` and does not affect the others.
+    ///
+    /// Idempotent on `object_key`: an object already committed (by an earlier attempt whose
+    /// reply was lost) returns its original outcomes and assigns nothing new.
+    ///
+    /// Returns one result per input object, in order, plus the new watermarks of every
+    /// partition that moved.
+    async fn commit_objects(
+        &self,
+        objects: &[ObjectCommit],
+        now_ms: i64,
+    ) -> Result<(Vec<CommitResult>, Vec<PartitionWatermark>)>;
+
+    /// Index entries of a partition that hold offsets at or after `from_offset`, in offset
+    /// order (the first entry may start before `from_offset`), at most `max_entries`.
+    async fn read_index(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        from_offset: i64,
+        max_entries: u32,
+    ) -> Result<Vec<IndexEntry>>;
+
+    /// The first index entry of a partition (in offset order, not below the log start offset)
+    /// whose `max_timestamp_ms >= timestamp_ms`, if any.
+    async fn find_by_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<IndexEntry>>;
+
+    /// Watermarks of every partition of every live topic.
+    async fn watermarks(&self) -> Result<Vec<PartitionWatermark>>;
+}
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[cfg(test)]
+mod tests;

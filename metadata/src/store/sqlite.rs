@@ -1,0 +1,429 @@
+//! [`MetadataStore`] on SQLite, the embedded backend of the single-process playground.
+//!
+//! SQLite allows one writer at a time, so all writes go through a pool of exactly one
+//! connection and queue there instead of failing with `SQLITE_BUSY`; reads use a separate
+//! pool of read-only connections that WAL mode lets run alongside the writer. Offsets are
+//! assigned by the same [`plan`](super::postgres::plan) code as on PostgreSQL; with a single
+//! writer the statements can simply run row by row.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::postgres::migrator;
+use super::postgres::plan::{self, assemble_topics, configs_to_json, CommitPlan, TopicRow};
+use super::MetadataStore;
+use crate::error::{MetadataError, Result};
+use crate::types::{
+    CommitResult, IndexEntry, ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+};
+
+/// SQLite migrations, applied in version order at open.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+/// Read-only connections of a file database. Reads are short; 4 covers a playground's
+/// concurrent fetches without holding many file handles.
+const READ_CONNECTIONS: u32 = 4;
+
+/// How long a write waits for the single writer connection before failing (retriable).
+/// Generous because writes queue behind each other by design.
+const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Milliseconds since the Unix epoch by SQLite's clock (`delete_topic` has no `now_ms`).
+const NOW_MS_SQL: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+
+/// The metadata store on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write transaction is serialized here.
+    writer: SqlitePool,
+    /// Read-only connections (the writer itself for an in-memory database).
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` in WAL mode and applies
+    /// pending migrations.
+    ///
+    /// `synchronous = FULL`: every commit is fsynced before it returns, so an acknowledged
+    /// produce survives power loss; with the sequencer's group commit that is one fsync per
+    /// group, not per object.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Only reached if another process writes the same file.
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        Self::init(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Opens a private in-memory database (lost when the store is dropped), for tests and
+    /// throw-away playgrounds. One connection serves reads and writes, and is never recycled
+    /// because the database lives only as long as it does.
+    pub async fn open_in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        Self::init(&pool).await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn init(writer: &SqlitePool) -> Result<()> {
+        migrator(MIGRATIONS).run(writer).await?;
+        sqlx::query(
+            "INSERT INTO cluster (singleton, cluster_id) VALUES (1, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(plan::new_cluster_id())
+        .execute(writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the file's write lock up front, so
+    /// a transaction that reads before it writes can never fail to upgrade its lock.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn topic_info(
+        conn: &mut SqliteConnection,
+        topic_id: TopicId,
+    ) -> Result<Option<TopicInfo>> {
+        let rows: Vec<TopicRow> = sqlx::query_as(
+            "SELECT t.topic_id, t.name, t.configs, t.created_at_ms,
+                    p.partition, p.high_watermark, p.log_start_offset, p.leader_epoch
+             FROM topics t JOIN partitions p ON p.topic_id = t.topic_id
+             WHERE t.topic_id = ? AND t.deleted_at_ms IS NULL
+             ORDER BY p.partition",
+        )
+        .bind(topic_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(assemble_topics(rows)?.into_iter().next())
+    }
+}
+
+/// Inserts what a plan decided. Statements are cached per connection, and SQLite runs them
+/// in-process, so one statement per row costs microseconds.
+async fn write_plan(
+    conn: &mut SqliteConnection,
+    plan: &CommitPlan<'_>,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    for w in &plan.watermarks {
+        sqlx::query(
+            "UPDATE partitions SET high_watermark = ? WHERE topic_id = ? AND partition = ?",
+        )
+        .bind(w.high_watermark)
+        .bind(w.topic_id)
+        .bind(w.partition)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for o in &plan.new_objects {
+        sqlx::query(
+            "INSERT INTO objects (object_key, kind, size_bytes, state, created_at_ms, commit_outcomes)
+             VALUES (?, 'wal', ?, 'live', ?, ?)",
+        )
+        .bind(o.object_key)
+        .bind(o.size_bytes)
+        .bind(now_ms)
+        .bind(&o.commit_outcomes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for r in &plan.index_rows {
+        sqlx::query(
+            "INSERT INTO offset_index (topic_id, partition, base_offset, last_offset, kind, object_key,
+                                       byte_offset, byte_len, batch_count, first_timestamp_ms,
+                                       max_timestamp_ms)
+             VALUES (?, ?, ?, ?, 'data', ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.topic_id)
+        .bind(r.partition)
+        .bind(r.base_offset)
+        .bind(r.last_offset)
+        .bind(r.object_key)
+        .bind(r.byte_offset)
+        .bind(r.byte_len)
+        .bind(r.batch_count)
+        .bind(r.first_timestamp_ms)
+        .bind(r.max_timestamp_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn cluster_id(&self) -> Result<String> {
+        let id: Option<String> = sqlx::query_scalar("SELECT cluster_id FROM cluster")
+            .fetch_optional(&self.reader)
+            .await?;
+        id.ok_or_else(|| MetadataError::Database("cluster id missing".into()))
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<TopicInfo> {
+        plan::check_new_topic(spec)?;
+        let topic_id = Uuid::new_v4();
+        let mut tx = self.begin_write().await?;
+        // The partial unique index on live names is the arbiter, as on PostgreSQL.
+        let inserted = sqlx::query(
+            "INSERT INTO topics (topic_id, name, configs, created_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(topic_id)
+        .bind(&spec.name)
+        .bind(configs_to_json(&spec.configs)?)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if plan::is_unique_violation(&e) => {
+                return Err(MetadataError::TopicExists(spec.name.clone()))
+            }
+            other => other?,
+        };
+        sqlx::query(
+            "WITH RECURSIVE n(partition) AS (SELECT 0 UNION ALL SELECT partition + 1 FROM n WHERE partition + 1 < ?)
+             INSERT INTO partitions (topic_id, partition) SELECT ?, partition FROM n",
+        )
+        .bind(spec.partitions)
+        .bind(topic_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(plan::new_topic_info(topic_id, spec, now_ms))
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<TopicId> {
+        let sql = format!(
+            "UPDATE topics SET deleted_at_ms = {NOW_MS_SQL}
+             WHERE name = ? AND deleted_at_ms IS NULL
+             RETURNING topic_id"
+        );
+        let mut tx = self.begin_write().await?;
+        let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        id.ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    async fn create_partitions(&self, name: &str, total: i32) -> Result<TopicInfo> {
+        let mut tx = self.begin_write().await?;
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "SELECT topic_id FROM topics WHERE name = ? AND deleted_at_ms IS NULL",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let topic_id = id.ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let current: i64 = sqlx::query_scalar("SELECT count(*) FROM partitions WHERE topic_id = ?")
+            .bind(topic_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        plan::check_partition_increase(name, current, total)?;
+        sqlx::query(
+            "WITH RECURSIVE n(partition) AS (SELECT ? UNION ALL SELECT partition + 1 FROM n WHERE partition + 1 < ?)
+             INSERT INTO partitions (topic_id, partition) SELECT ?, partition FROM n",
+        )
+        .bind(current)
+        .bind(total)
+        .bind(topic_id)
+        .execute(&mut *tx)
+        .await?;
+        let info = Self::topic_info(&mut tx, topic_id).await?;
+        tx.commit().await?;
+        info.ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done =
+            sqlx::query("UPDATE topics SET configs = ? WHERE name = ? AND deleted_at_ms IS NULL")
+                .bind(configs_to_json(configs)?)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::UnknownTopic(name.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
+        let rows: Vec<TopicRow> = sqlx::query_as(
+            "SELECT t.topic_id, t.name, t.configs, t.created_at_ms,
+                    p.partition, p.high_watermark, p.log_start_offset, p.leader_epoch
+             FROM topics t JOIN partitions p ON p.topic_id = t.topic_id
+             WHERE t.deleted_at_ms IS NULL
+             ORDER BY t.name, p.partition",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        assemble_topics(rows)
+    }
+
+    async fn commit_objects(
+        &self,
+        objects: &[ObjectCommit],
+        now_ms: i64,
+    ) -> Result<(Vec<CommitResult>, Vec<PartitionWatermark>)> {
+        plan::check_commit(objects)?;
+        if objects.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        // The write lock is held from the first read, so nothing can change between the
+        // lookups below and the inserts: no retry loop is needed here.
+        let mut tx = self.begin_write().await?;
+        let mut existing: HashMap<String, Option<String>> = HashMap::new();
+        for key in plan::distinct_keys(objects) {
+            let outcomes: Option<Option<String>> =
+                sqlx::query_scalar("SELECT commit_outcomes FROM objects WHERE object_key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(outcomes) = outcomes {
+                existing.insert(key.to_string(), outcomes);
+            }
+        }
+        let mut partitions = BTreeMap::new();
+        for (topic_id, partition) in plan::partitions_to_lock(objects, &existing) {
+            let row: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT p.high_watermark, p.log_start_offset
+                 FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
+                 WHERE p.topic_id = ? AND p.partition = ? AND t.deleted_at_ms IS NULL",
+            )
+            .bind(topic_id)
+            .bind(partition)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                partitions.insert((topic_id, partition), row);
+            }
+        }
+        let plan = CommitPlan::build(objects, &existing, &partitions)?;
+        write_plan(&mut tx, &plan, now_ms).await?;
+        tx.commit().await?;
+        Ok((plan.results, plan.watermarks))
+    }
+
+    async fn read_index(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        from_offset: i64,
+        max_entries: u32,
+    ) -> Result<Vec<IndexEntry>> {
+        if max_entries == 0 {
+            return Ok(Vec::new());
+        }
+        // Same query as on PostgreSQL: the lower bound on base_offset keeps it on the key.
+        let rows: Vec<plan::IndexRow> = sqlx::query_as(
+            "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms
+             FROM offset_index i
+             JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
+             JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
+             WHERE i.topic_id = ?1 AND i.partition = ?2 AND i.kind = 'data'
+               AND i.base_offset >= COALESCE((SELECT max(base_offset) FROM offset_index
+                                              WHERE topic_id = ?1 AND partition = ?2
+                                                AND base_offset <= ?3), 0)
+               AND i.last_offset >= ?3 AND i.last_offset >= p.log_start_offset
+             ORDER BY i.base_offset
+             LIMIT ?4",
+        )
+        .bind(topic_id)
+        .bind(partition)
+        .bind(from_offset)
+        .bind(i64::from(max_entries))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(plan::index_entry).collect()
+    }
+
+    async fn find_by_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<IndexEntry>> {
+        let row: Option<plan::IndexRow> = sqlx::query_as(
+            "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms
+             FROM offset_index i
+             JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
+             JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
+             WHERE i.topic_id = ? AND i.partition = ? AND i.kind = 'data'
+               AND i.last_offset >= p.log_start_offset AND i.max_timestamp_ms >= ?
+             ORDER BY i.base_offset
+             LIMIT 1",
+        )
+        .bind(topic_id)
+        .bind(partition)
+        .bind(timestamp_ms)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(plan::index_entry).transpose()
+    }
+
+    async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {
+        let rows: Vec<(Uuid, i32, i64, i64)> = sqlx::query_as(
+            "SELECT p.topic_id, p.partition, p.high_watermark, p.log_start_offset
+             FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
+             WHERE t.deleted_at_ms IS NULL
+             ORDER BY p.topic_id, p.partition",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(plan::watermark).collect())
+    }
+}

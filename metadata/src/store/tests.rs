@@ -1,0 +1,885 @@
+//! The store conformance suite: every test runs against SQLite (a temp file) and PostgreSQL
+//! (a fresh database from [`TestPostgres`]) through `conformance_suite!`, so both backends are
+//! held to one behaviour. Plus an ignored commit-throughput measurement on PostgreSQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::{MetadataStore, PostgresStore, SqliteStore};
+use crate::error::MetadataError;
+use crate::testing::TestPostgres;
+use crate::types::{
+    ChunkCommit, ChunkOutcome, CommitResult, IndexEntry, ObjectCommit, TopicId, TopicInfo,
+    TopicSpec,
+};
+
+/// A backend under test: a store on a fresh database, plus the ways the suite reaches it.
+trait Harness: Sized {
+    async fn new() -> Self;
+    /// The store under test.
+    fn store(&self) -> Arc<dyn MetadataStore>;
+    /// Another handle on the same database, as a second metadata process would hold
+    /// (PostgreSQL: a separate pool; SQLite, single-process by design: the same store).
+    async fn another(&self) -> Arc<dyn MetadataStore>;
+    /// Closes the store and opens the database again, as a restart would.
+    async fn reopen(&mut self);
+}
+
+struct SqliteHarness {
+    store: Arc<SqliteStore>,
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness for SqliteHarness {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("floe.db");
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        SqliteHarness {
+            store,
+            path,
+            _dir: dir,
+        }
+    }
+    fn store(&self) -> Arc<dyn MetadataStore> {
+        self.store.clone()
+    }
+    async fn another(&self) -> Arc<dyn MetadataStore> {
+        self.store.clone()
+    }
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = Arc::new(SqliteStore::open(&self.path).await.unwrap());
+    }
+}
+
+struct PgHarness {
+    // Declared before `pg` so the pool is dropped before the database.
+    store: Arc<PostgresStore>,
+    pg: TestPostgres,
+}
+
+impl Harness for PgHarness {
+    async fn new() -> Self {
+        let pg = TestPostgres::start().await;
+        let store = Arc::new(PostgresStore::connect(pg.url()).await.unwrap());
+        PgHarness { store, pg }
+    }
+    fn store(&self) -> Arc<dyn MetadataStore> {
+        self.store.clone()
+    }
+    async fn another(&self) -> Arc<dyn MetadataStore> {
+        Arc::new(PostgresStore::connect(self.pg.url()).await.unwrap())
+    }
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = Arc::new(PostgresStore::connect(self.pg.url()).await.unwrap());
+    }
+}
+
+/// Instantiates every listed test once per backend, as `sqlite::<test>` and
+/// `postgres::<test>`.
+macro_rules! conformance_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test::<super::SqliteHarness>().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test::<super::PgHarness>().await
+                }
+            )*
+        }
+    };
+}
+
+conformance_suite!(
+    cluster_id_is_stable,
+    create_list_delete_recreate,
+    create_rejects_live_name_and_bad_counts,
+    racing_creates_have_one_winner,
+    create_partitions_adds_partitions,
+    set_topic_configs_replaces_overrides,
+    commit_assigns_contiguous_offsets,
+    recommit_returns_original_offsets,
+    unknown_or_deleted_partitions,
+    deleted_topic_vanishes,
+    read_index_windows_and_limits,
+    find_by_timestamp_finds_first_entry,
+    data_survives_reopen,
+    concurrent_commits_are_contiguous,
+);
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn spec(name: &str, partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: name.to_string(),
+        partitions,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn chunk(topic_id: TopicId, partition: i32, offset_count: i64) -> ChunkCommit {
+    ChunkCommit {
+        topic_id,
+        partition,
+        byte_offset: 64,
+        byte_len: 100 * offset_count,
+        offset_count,
+        batch_count: 1,
+        first_timestamp_ms: NOW,
+        max_timestamp_ms: NOW + offset_count,
+    }
+}
+
+fn object(key: &str, chunks: Vec<ChunkCommit>) -> ObjectCommit {
+    let size = chunks.iter().map(|c| c.byte_len).sum::<i64>() + 64;
+    ObjectCommit {
+        object_key: key.to_string(),
+        object_size: size,
+        chunks,
+    }
+}
+
+fn committed(base_offset: i64) -> ChunkOutcome {
+    ChunkOutcome::Committed {
+        base_offset,
+        log_start_offset: 0,
+    }
+}
+
+fn bases(result: &CommitResult) -> Vec<Option<i64>> {
+    result
+        .chunks
+        .iter()
+        .map(|c| match c {
+            ChunkOutcome::Committed { base_offset, .. } => Some(*base_offset),
+            ChunkOutcome::UnknownTopicOrPartition => None,
+        })
+        .collect()
+}
+
+async fn topic(store: &dyn MetadataStore, name: &str) -> Option<TopicInfo> {
+    store
+        .list_topics()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == name)
+}
+
+async fn hwm(store: &dyn MetadataStore, name: &str, partition: usize) -> i64 {
+    topic(store, name).await.unwrap().partitions[partition].high_watermark
+}
+
+async fn cluster_id_is_stable<H: Harness>() {
+    let mut h = H::new().await;
+    let id = h.store().cluster_id().await.unwrap();
+    assert_eq!(id.len(), 22, "{id}");
+    assert_eq!(h.another().await.cluster_id().await.unwrap(), id);
+    h.reopen().await;
+    assert_eq!(h.store().cluster_id().await.unwrap(), id);
+}
+
+async fn create_list_delete_recreate<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let mut b_spec = spec("b", 2);
+    b_spec.configs.insert("retention.ms".into(), "1000".into());
+    let b = store.create_topic(&b_spec, NOW).await.unwrap();
+    let a = store.create_topic(&spec("a", 3), NOW + 1).await.unwrap();
+    assert_eq!(a.id.get_version_num(), 4);
+    assert_eq!(a.created_at_ms, NOW + 1);
+    assert_eq!(b.configs, b_spec.configs);
+    assert_eq!(a.partitions.len(), 3);
+    for (i, p) in a.partitions.iter().enumerate() {
+        assert_eq!(
+            (
+                p.partition,
+                p.high_watermark,
+                p.log_start_offset,
+                p.leader_epoch
+            ),
+            (i as i32, 0, 0, 0)
+        );
+    }
+    assert_eq!(
+        store.list_topics().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.watermarks().await.unwrap().len(), 5);
+
+    assert_eq!(store.delete_topic("a").await.unwrap(), a.id);
+    assert_eq!(store.list_topics().await.unwrap(), vec![b.clone()]);
+    assert!(matches!(
+        store.delete_topic("a").await,
+        Err(MetadataError::UnknownTopic(_))
+    ));
+    let marks = store.watermarks().await.unwrap();
+    assert_eq!(marks.len(), 2);
+    assert!(marks.iter().all(|w| w.topic_id == b.id));
+
+    let a2 = store.create_topic(&spec("a", 1), NOW + 2).await.unwrap();
+    assert_ne!(a2.id, a.id);
+    assert_eq!(store.list_topics().await.unwrap(), vec![a2.clone(), b]);
+    // The old incarnation stays dead: commits to it are refused, the new one is separate.
+    let (results, _) = store
+        .commit_objects(
+            &[object("o1", vec![chunk(a.id, 0, 1), chunk(a2.id, 0, 2)])],
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(bases(&results[0]), vec![None, Some(0)]);
+    assert!(store.read_index(a.id, 0, 0, 10).await.unwrap().is_empty());
+}
+
+async fn create_rejects_live_name_and_bad_counts<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    assert!(
+        matches!(store.create_topic(&spec("t", 2), NOW).await, Err(MetadataError::TopicExists(n)) if n == "t")
+    );
+    assert!(matches!(
+        store.create_topic(&spec("u", 0), NOW).await,
+        Err(MetadataError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        store.create_topic(&spec("u", -1), NOW).await,
+        Err(MetadataError::InvalidPartitions(_))
+    ));
+    assert_eq!(store.list_topics().await.unwrap().len(), 1);
+}
+
+async fn racing_creates_have_one_winner<H: Harness>() {
+    let h = H::new().await;
+    let stores = [h.store(), h.another().await];
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = stores[i % 2].clone();
+                let spec = spec(&name, 2);
+                tokio::spawn(async move { store.create_topic(&spec, NOW).await })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(MetadataError::TopicExists(_)) => {}
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+        assert_eq!(topic(&*stores[0], &name).await.unwrap().partitions.len(), 2);
+    }
+}
+
+async fn create_partitions_adds_partitions<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    store
+        .commit_objects(&[object("o1", vec![chunk(t.id, 1, 5)])], NOW)
+        .await
+        .unwrap();
+    let grown = store.create_partitions("t", 4).await.unwrap();
+    assert_eq!(grown.id, t.id);
+    assert_eq!(grown.partitions.len(), 4);
+    assert_eq!(grown.partitions[1].high_watermark, 5);
+    assert_eq!(grown.partitions[3].partition, 3);
+    assert_eq!(topic(&*store, "t").await.unwrap(), grown);
+    for total in [4, 3, 0] {
+        assert!(matches!(
+            store.create_partitions("t", total).await,
+            Err(MetadataError::InvalidPartitions(_))
+        ));
+    }
+    assert!(matches!(
+        store.create_partitions("nope", 5).await,
+        Err(MetadataError::UnknownTopic(_))
+    ));
+    let (results, _) = store
+        .commit_objects(&[object("o2", vec![chunk(t.id, 3, 2)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(results[0].chunks, vec![committed(0)]);
+    store.delete_topic("t").await.unwrap();
+    assert!(matches!(
+        store.create_partitions("t", 8).await,
+        Err(MetadataError::UnknownTopic(_))
+    ));
+}
+
+async fn set_topic_configs_replaces_overrides<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let mut s = spec("t", 1);
+    s.configs.insert("cleanup.policy".into(), "compact".into());
+    store.create_topic(&s, NOW).await.unwrap();
+    let replaced = BTreeMap::from([
+        ("retention.ms".to_string(), "60000".to_string()),
+        ("a \"quoted\" key".to_string(), "ü\n".to_string()),
+    ]);
+    store.set_topic_configs("t", &replaced).await.unwrap();
+    assert_eq!(topic(&*store, "t").await.unwrap().configs, replaced);
+    store
+        .set_topic_configs("t", &BTreeMap::new())
+        .await
+        .unwrap();
+    assert!(topic(&*store, "t").await.unwrap().configs.is_empty());
+    assert!(matches!(
+        store.set_topic_configs("nope", &replaced).await,
+        Err(MetadataError::UnknownTopic(_))
+    ));
+    store.delete_topic("t").await.unwrap();
+    assert!(matches!(
+        store.set_topic_configs("t", &replaced).await,
+        Err(MetadataError::UnknownTopic(_))
+    ));
+}
+
+async fn commit_assigns_contiguous_offsets<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 3), NOW).await.unwrap();
+    let u = store.create_topic(&spec("u", 1), NOW).await.unwrap();
+    assert_eq!(
+        store.commit_objects(&[], NOW).await.unwrap(),
+        (vec![], vec![])
+    );
+
+    let o1 = object("o1", vec![chunk(t.id, 0, 5), chunk(t.id, 1, 3)]);
+    let o2 = object(
+        "o2",
+        vec![
+            chunk(t.id, 0, 2),
+            chunk(t.id, 2, 1),
+            chunk(t.id, 0, 4),
+            chunk(u.id, 0, 7),
+        ],
+    );
+    let (results, marks) = store
+        .commit_objects(&[o1.clone(), o2.clone()], NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(bases(&results[0]), vec![Some(0), Some(0)]);
+    assert_eq!(bases(&results[1]), vec![Some(5), Some(0), Some(7), Some(0)]);
+    let mut moved: Vec<_> = marks
+        .iter()
+        .map(|w| {
+            (
+                w.topic_id,
+                w.partition,
+                w.high_watermark,
+                w.log_start_offset,
+            )
+        })
+        .collect();
+    moved.sort();
+    let mut want = vec![
+        (t.id, 0, 11, 0),
+        (t.id, 1, 3, 0),
+        (t.id, 2, 1, 0),
+        (u.id, 0, 7, 0),
+    ];
+    want.sort();
+    assert_eq!(moved, want);
+
+    let (results, marks) = store
+        .commit_objects(&[object("o3", vec![chunk(t.id, 1, 10)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(results[0].chunks, vec![committed(3)]);
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0].high_watermark, 13);
+    let info = topic(&*store, "t").await.unwrap();
+    let hwms: Vec<i64> = info.partitions.iter().map(|p| p.high_watermark).collect();
+    assert_eq!(hwms, vec![11, 13, 1]);
+    let mut all = store.watermarks().await.unwrap();
+    all.sort_by_key(|w| (w.topic_id, w.partition));
+    assert_eq!(
+        all.iter().map(|w| w.high_watermark).sum::<i64>(),
+        11 + 13 + 1 + 7
+    );
+
+    let index = store.read_index(t.id, 0, 0, 100).await.unwrap();
+    let expect = |base: i64, c: &ChunkCommit, key: &str| IndexEntry {
+        base_offset: base,
+        last_offset: base + c.offset_count - 1,
+        object_key: key.to_string(),
+        byte_offset: c.byte_offset,
+        byte_len: c.byte_len,
+        batch_count: c.batch_count,
+        first_timestamp_ms: c.first_timestamp_ms,
+        max_timestamp_ms: c.max_timestamp_ms,
+    };
+    assert_eq!(
+        index,
+        vec![
+            expect(0, &o1.chunks[0], "o1"),
+            expect(5, &o2.chunks[0], "o2"),
+            expect(7, &o2.chunks[2], "o2")
+        ]
+    );
+}
+
+async fn recommit_returns_original_offsets<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    let o1 = object(
+        "o1",
+        vec![chunk(t.id, 0, 5), chunk(t.id, 1, 3), chunk(t.id, 7, 1)],
+    );
+    let o2 = object("o2", vec![chunk(t.id, 0, 2)]);
+    let (first, _) = store
+        .commit_objects(std::slice::from_ref(&o1), NOW)
+        .await
+        .unwrap();
+
+    // A lost reply: the same object again, alone, then mixed with new work and repeated.
+    let (again, marks) = h
+        .another()
+        .await
+        .commit_objects(std::slice::from_ref(&o1), NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert!(marks.is_empty());
+    assert_eq!(hwm(&*store, "t", 0).await, 5);
+    let (mixed, marks) = store
+        .commit_objects(&[o2.clone(), o1.clone(), o2.clone()], NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(mixed[1], first[0]);
+    assert_eq!(mixed[0].chunks, vec![committed(5)]);
+    assert_eq!(mixed[2], mixed[0]);
+    assert_eq!(marks.len(), 1);
+    assert_eq!((marks[0].partition, marks[0].high_watermark), (0, 7));
+    assert_eq!(store.read_index(t.id, 0, 0, 100).await.unwrap().len(), 2);
+    // Outcomes are replayed even after the partition has moved on.
+    let (late, _) = store
+        .commit_objects(&[o2.clone(), o1], NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(late, vec![mixed[0].clone(), first[0].clone()]);
+    assert_eq!(hwm(&*store, "t", 0).await, 7);
+}
+
+async fn unknown_or_deleted_partitions<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    let d = store.create_topic(&spec("d", 1), NOW).await.unwrap();
+    store.delete_topic("d").await.unwrap();
+    let o = object(
+        "o",
+        vec![
+            chunk(t.id, 0, 1),
+            chunk(t.id, 5, 1),
+            chunk(Uuid::new_v4(), 0, 1),
+            chunk(d.id, 0, 1),
+            chunk(t.id, -1, 1),
+            chunk(t.id, 1, 2),
+        ],
+    );
+    let (results, marks) = store
+        .commit_objects(std::slice::from_ref(&o), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        bases(&results[0]),
+        vec![Some(0), None, None, None, None, Some(0)]
+    );
+    assert_eq!(marks.len(), 2);
+    assert!(marks.iter().all(|w| w.topic_id == t.id));
+    // The outcome is part of the record: partition 5 appearing later changes nothing.
+    store.create_partitions("t", 6).await.unwrap();
+    let (again, _) = store.commit_objects(&[o], NOW).await.unwrap();
+    assert_eq!(again, results);
+    // An object whose every chunk is refused is still recorded, and replays the same way.
+    let lost = object("lost", vec![chunk(d.id, 0, 3)]);
+    let (r1, m1) = store
+        .commit_objects(std::slice::from_ref(&lost), NOW)
+        .await
+        .unwrap();
+    let (r2, _) = store.commit_objects(&[lost], NOW).await.unwrap();
+    assert_eq!(r1[0].chunks, vec![ChunkOutcome::UnknownTopicOrPartition]);
+    assert!(m1.is_empty());
+    assert_eq!(r1, r2);
+    assert!(store.read_index(d.id, 0, 0, 10).await.unwrap().is_empty());
+}
+
+async fn deleted_topic_vanishes<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    let keep = store.create_topic(&spec("keep", 1), NOW).await.unwrap();
+    store
+        .commit_objects(
+            &[object("o", vec![chunk(t.id, 0, 3), chunk(keep.id, 0, 4)])],
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.read_index(t.id, 0, 0, 10).await.unwrap().len(), 1);
+    store.delete_topic("t").await.unwrap();
+    assert!(store.read_index(t.id, 0, 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.find_by_timestamp(t.id, 0, 0).await.unwrap(), None);
+    let marks = store.watermarks().await.unwrap();
+    assert_eq!(marks.len(), 1);
+    assert_eq!((marks[0].topic_id, marks[0].high_watermark), (keep.id, 4));
+    assert_eq!(store.read_index(keep.id, 0, 0, 10).await.unwrap().len(), 1);
+    let (r, _) = store
+        .commit_objects(&[object("o2", vec![chunk(t.id, 0, 3)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(r[0].chunks, vec![ChunkOutcome::UnknownTopicOrPartition]);
+}
+
+async fn read_index_windows_and_limits<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    let objects: Vec<_> = (0..10)
+        .map(|i| object(&format!("o{i}"), vec![chunk(t.id, 0, 10)]))
+        .collect();
+    store.commit_objects(&objects, NOW).await.unwrap();
+    let base_of =
+        |entries: Vec<IndexEntry>| entries.iter().map(|e| e.base_offset).collect::<Vec<_>>();
+    let all = store.read_index(t.id, 0, 0, 100).await.unwrap();
+    assert_eq!(
+        base_of(all.clone()),
+        (0..10).map(|i| i * 10).collect::<Vec<_>>()
+    );
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].last_offset + 1 == w[1].base_offset));
+    assert_eq!(all[9].last_offset, 99);
+    assert_eq!(all[3].object_key, "o3");
+    assert_eq!(
+        base_of(store.read_index(t.id, 0, 15, 2).await.unwrap()),
+        vec![10, 20]
+    );
+    assert_eq!(
+        base_of(store.read_index(t.id, 0, 20, 2).await.unwrap()),
+        vec![20, 30]
+    );
+    assert_eq!(
+        base_of(store.read_index(t.id, 0, 19, 1).await.unwrap()),
+        vec![10]
+    );
+    assert_eq!(
+        base_of(store.read_index(t.id, 0, 99, 5).await.unwrap()),
+        vec![90]
+    );
+    assert_eq!(
+        base_of(store.read_index(t.id, 0, -5, 2).await.unwrap()),
+        vec![0, 10]
+    );
+    assert!(store.read_index(t.id, 0, 100, 5).await.unwrap().is_empty());
+    assert!(store.read_index(t.id, 0, 0, 0).await.unwrap().is_empty());
+    assert!(store.read_index(t.id, 1, 0, 5).await.unwrap().is_empty());
+    assert!(store.read_index(t.id, 7, 0, 5).await.unwrap().is_empty());
+    assert!(store
+        .read_index(Uuid::new_v4(), 0, 0, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.read_index(t.id, 0, 0, u32::MAX).await.unwrap().len(),
+        10
+    );
+}
+
+async fn find_by_timestamp_finds_first_entry<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    // Producer timestamps need not increase with offsets.
+    let objects: Vec<_> = [100, 300, 200, 400]
+        .iter()
+        .enumerate()
+        .map(|(i, &max_ts)| {
+            let mut c = chunk(t.id, 0, 2);
+            c.first_timestamp_ms = max_ts - 50;
+            c.max_timestamp_ms = max_ts;
+            object(&format!("o{i}"), vec![c])
+        })
+        .collect();
+    store.commit_objects(&objects, NOW).await.unwrap();
+    let found = |ts| {
+        let store = store.clone();
+        async move {
+            store
+                .find_by_timestamp(t.id, 0, ts)
+                .await
+                .unwrap()
+                .map(|e| e.base_offset)
+        }
+    };
+    assert_eq!(found(i64::MIN).await, Some(0));
+    assert_eq!(found(100).await, Some(0));
+    assert_eq!(found(101).await, Some(2));
+    assert_eq!(found(250).await, Some(2));
+    assert_eq!(found(301).await, Some(6));
+    assert_eq!(found(400).await, Some(6));
+    assert_eq!(found(401).await, None);
+    let entry = store
+        .find_by_timestamp(t.id, 0, 350)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            entry.object_key.as_str(),
+            entry.first_timestamp_ms,
+            entry.last_offset
+        ),
+        ("o3", 350, 7)
+    );
+    assert_eq!(store.find_by_timestamp(t.id, 1, 0).await.unwrap(), None);
+}
+
+async fn data_survives_reopen<H: Harness>() {
+    let mut h = H::new().await;
+    let store = h.store();
+    let mut s = spec("t", 2);
+    s.configs.insert("retention.ms".into(), "1".into());
+    let t = store.create_topic(&s, NOW).await.unwrap();
+    store.create_topic(&spec("gone", 1), NOW).await.unwrap();
+    store.delete_topic("gone").await.unwrap();
+    let o1 = object("o1", vec![chunk(t.id, 0, 5), chunk(t.id, 1, 1)]);
+    let (first, _) = store
+        .commit_objects(std::slice::from_ref(&o1), NOW)
+        .await
+        .unwrap();
+    let topics = store.list_topics().await.unwrap();
+    let index = store.read_index(t.id, 0, 0, 10).await.unwrap();
+    let id = store.cluster_id().await.unwrap();
+    drop(store);
+
+    h.reopen().await;
+    let store = h.store();
+    assert_eq!(store.list_topics().await.unwrap(), topics);
+    assert_eq!(store.read_index(t.id, 0, 0, 10).await.unwrap(), index);
+    assert_eq!(store.cluster_id().await.unwrap(), id);
+    let (again, _) = store.commit_objects(&[o1], NOW).await.unwrap();
+    assert_eq!(again, first);
+    let (next, _) = store
+        .commit_objects(&[object("o2", vec![chunk(t.id, 0, 1)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(next[0].chunks, vec![committed(5)]);
+    store.create_topic(&spec("gone", 1), NOW).await.unwrap();
+}
+
+async fn concurrent_commits_are_contiguous<H: Harness>() {
+    const TASKS: usize = 8;
+    const OBJECTS_PER_TASK: usize = 200;
+    const PARTITIONS: i32 = 4;
+    let h = H::new().await;
+    let stores = [h.store(), h.another().await];
+    let t = stores[0]
+        .create_topic(&spec("t", PARTITIONS), NOW)
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let store = stores[task % 2].clone();
+            tokio::spawn(async move {
+                let mut assigned = Vec::new();
+                let mut i = 0;
+                while i < OBJECTS_PER_TASK {
+                    // Groups of 1..=4 objects, each object touching 3 of the 4 partitions in a
+                    // task-dependent order, so lock orders would collide without sorting.
+                    let group = (i % 4 + 1).min(OBJECTS_PER_TASK - i);
+                    let objects: Vec<_> = (i..i + group)
+                        .map(|n| {
+                            let chunks = (0..3)
+                                .map(|k| {
+                                    let partition =
+                                        ((task + n + k * 3) % PARTITIONS as usize) as i32;
+                                    chunk(t.id, partition, (n % 5 + 1) as i64)
+                                })
+                                .collect();
+                            object(&format!("task{task}-obj{n}"), chunks)
+                        })
+                        .collect();
+                    let (results, _) = store.commit_objects(&objects, NOW).await.unwrap();
+                    for (o, r) in objects.iter().zip(&results) {
+                        for (c, outcome) in o.chunks.iter().zip(&r.chunks) {
+                            let ChunkOutcome::Committed { base_offset, .. } = outcome else {
+                                panic!("chunk refused: {outcome:?}");
+                            };
+                            assigned.push((c.partition, *base_offset, c.offset_count));
+                        }
+                    }
+                    i += group;
+                }
+                assigned
+            })
+        })
+        .collect();
+    let mut per_partition: HashMap<i32, Vec<(i64, i64)>> = HashMap::new();
+    for task in tasks {
+        for (partition, base, count) in task.await.unwrap() {
+            per_partition
+                .entry(partition)
+                .or_default()
+                .push((base, count));
+        }
+    }
+    let info = topic(&*stores[0], "t").await.unwrap();
+    for p in 0..PARTITIONS {
+        let mut runs = per_partition.remove(&p).unwrap_or_default();
+        runs.sort();
+        let mut next = 0;
+        for &(base, count) in &runs {
+            assert_eq!(base, next, "partition {p}: gap or overlap at {base}");
+            next = base + count;
+        }
+        assert_eq!(
+            info.partitions[p as usize].high_watermark, next,
+            "partition {p}"
+        );
+        let index = stores[1].read_index(t.id, p, 0, u32::MAX).await.unwrap();
+        let indexed: Vec<(i64, i64)> = index
+            .iter()
+            .map(|e| (e.base_offset, e.last_offset - e.base_offset + 1))
+            .collect();
+        assert_eq!(
+            indexed, runs,
+            "partition {p}: index differs from the assigned offsets"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_store_works() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    let (r, _) = store
+        .commit_objects(&[object("o", vec![chunk(t.id, 0, 3)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(r[0].chunks, vec![committed(0)]);
+    assert_eq!(store.read_index(t.id, 0, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(store.cluster_id().await.unwrap().len(), 22);
+}
+
+#[tokio::test]
+async fn malformed_chunks_are_rejected() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    for bad in [
+        chunk(t.id, 0, 0),
+        ChunkCommit {
+            byte_len: -1,
+            ..chunk(t.id, 0, 1)
+        },
+    ] {
+        let err = store
+            .commit_objects(&[object("o", vec![bad])], NOW)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MetadataError::InvalidRequest(_)), "{err}");
+    }
+    assert_eq!(store.watermarks().await.unwrap()[0].high_watermark, 0);
+}
+
+/// Two processes migrating one empty database at once: the advisory lock makes one wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_first_start() {
+    let pg = TestPostgres::start().await;
+    let (a, b) = tokio::join!(
+        PostgresStore::connect(pg.url()),
+        PostgresStore::connect(pg.url())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.cluster_id().await.unwrap(), b.cluster_id().await.unwrap());
+    a.close().await;
+    b.close().await;
+}
+
+/// Object commits per second on PostgreSQL for groups of 1, 10 and 100 objects of 4 chunks.
+/// Prints only; timing depends on the machine. Run with
+/// `cargo test -p floe-metadata --release pg_commit_throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn pg_commit_throughput() {
+    let pg = TestPostgres::start().await;
+    let store = Arc::new(PostgresStore::connect(pg.url()).await.unwrap());
+    let mut topics = Vec::new();
+    for i in 0..4 {
+        topics.push(
+            store
+                .create_topic(&spec(&format!("bench-{i}"), 16), NOW)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for callers in [1usize, 4] {
+        for group in [1usize, 10, 100] {
+            let total_objects = (group * 300).clamp(1_000, 20_000);
+            let calls_per_caller = total_objects / group / callers;
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..callers)
+                .map(|caller| {
+                    let store = store.clone();
+                    let topics = topics.clone();
+                    tokio::spawn(async move {
+                        for call in 0..calls_per_caller {
+                            let objects: Vec<_> = (0..group)
+                                .map(|n| {
+                                    let chunks = (0..4)
+                                        .map(|k| {
+                                            let x = call * group + n + k;
+                                            chunk(topics[x % 4], ((x / 4) % 16) as i32, 10)
+                                        })
+                                        .collect();
+                                    object(
+                                        &format!(
+                                            "c{callers}-g{group}-{caller}-{call}-{n}-{}",
+                                            Uuid::new_v4()
+                                        ),
+                                        chunks,
+                                    )
+                                })
+                                .collect();
+                            store.commit_objects(&objects, NOW).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let objects = (calls_per_caller * callers * group) as f64;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "pg commit: {callers} caller(s), {group:>3} objects x 4 chunks per call: \
+                 {:>8.0} objects/s, {:>6.0} calls/s",
+                objects / secs,
+                objects / secs / group as f64
+            );
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Data that crosses the metadata service's seams: what the agent commits, what the
+//! store returns, and what travels over the HTTP API. Plain serde structs, no behaviour.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A topic's durable identity: a UUID minted at creation. A deleted and re-created topic
+/// gets a new one, so stale clients can be told apart (`UNKNOWN_TOPIC_ID`).
+pub type TopicId = Uuid;
+
+/// What CreateTopics asks for once defaults have been applied by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSpec {
+    /// Kafka topic name, already validated by the caller.
+    pub name: String,
+    /// Number of partitions, at least 1.
+    pub partitions: i32,
+    /// Topic-level config overrides (Kafka names, e.g. `retention.ms`). Only explicitly set
+    /// keys are stored; defaults are applied when read.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A live topic as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// Topic UUID.
+    pub id: TopicId,
+    /// Topic name.
+    pub name: String,
+    /// Config overrides (explicitly set keys only).
+    pub configs: BTreeMap<String, String>,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Partitions in ascending order, `partitions[i].partition == i`.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// Per-partition offsets as of the read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    /// Partition index.
+    pub partition: i32,
+    /// Offset the next committed record will get (Kafka's high watermark / log end offset).
+    pub high_watermark: i64,
+    /// First offset still readable.
+    pub log_start_offset: i64,
+    /// Monotonic epoch of the partition, returned to clients as the leader epoch.
+    pub leader_epoch: i32,
+}
+
+/// One partition's contiguous run of record batches inside a WAL object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkCommit {
+    /// Topic the chunk belongs to.
+    pub topic_id: TopicId,
+    /// Partition index.
+    pub partition: i32,
+    /// Byte position of the chunk's first batch in the object.
+    pub byte_offset: i64,
+    /// Length of the chunk in bytes (whole batches only).
+    pub byte_len: i64,
+    /// Number of offsets the chunk occupies: the sum over its batches of `last_offset_delta + 1`.
+    pub offset_count: i64,
+    /// Number of record batches in the chunk.
+    pub batch_count: i32,
+    /// Smallest `base_timestamp` among the chunk's batches (ms).
+    pub first_timestamp_ms: i64,
+    /// Largest `max_timestamp` among the chunk's batches (ms).
+    pub max_timestamp_ms: i64,
+}
+
+/// The single call an agent makes after uploading a WAL object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCommit {
+    /// Object-store key of the uploaded object; committing the same key twice is idempotent.
+    pub object_key: String,
+    /// Total object size in bytes.
+    pub object_size: i64,
+    /// Chunks in the order they appear in the object.
+    pub chunks: Vec<ChunkCommit>,
+}
+
+/// What became of one chunk of a commit, in the same order as [`ObjectCommit::chunks`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkOutcome {
+    /// The chunk is visible at `base_offset ..= base_offset + offset_count - 1`.
+    Committed {
+        /// Offset assigned to the first record of the chunk.
+        base_offset: i64,
+        /// The partition's log start offset at commit time.
+        log_start_offset: i64,
+    },
+    /// The topic or partition no longer exists (deleted between produce and commit).
+    UnknownTopicOrPartition,
+}
+
+/// Result of one [`ObjectCommit`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResult {
+    /// Per-chunk outcomes in chunk order.
+    pub chunks: Vec<ChunkOutcome>,
+}
+
+/// One row of the offset index: where the records `base_offset ..= last_offset` live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// First offset covered.
+    pub base_offset: i64,
+    /// Last offset covered (inclusive).
+    pub last_offset: i64,
+    /// Object holding the bytes.
+    pub object_key: String,
+    /// Byte position of the first batch in the object.
+    pub byte_offset: i64,
+    /// Length in bytes.
+    pub byte_len: i64,
+    /// Number of record batches.
+    pub batch_count: i32,
+    /// Smallest batch base timestamp (ms).
+    pub first_timestamp_ms: i64,
+    /// Largest batch max timestamp (ms).
+    pub max_timestamp_ms: i64,
+}
+
+/// A partition's watermarks, as broadcast to agents so long polls wake without polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionWatermark {
+    /// Topic.
+    pub topic_id: TopicId,
+    /// Partition index.
+    pub partition: i32,
+    /// New high watermark.
+    pub high_watermark: i64,
+    /// Current log start offset.
+    pub log_start_offset: i64,
+}

@@ -1,0 +1,413 @@
+//! The `floe` binary: one executable, one subcommand per role.
+//!
+//! * `floe playground`: metadata (SQLite), agent and compactor in one process, objects in a
+//!   local directory: a whole cluster for a laptop.
+//! * `floe metadata`: the metadata service on PostgreSQL (or SQLite), HTTP API.
+//! * `floe agent`: a stateless Kafka agent against a metadata service and an object store.
+//! * `floe compactor`: the compactor role.
+//!
+//! Settings come from flags, `FLOE_*` environment variables, and an optional TOML file
+//! (`--config`); flags and environment win over the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use floe_agent::{Agent, AgentConfig, AgentDeps};
+use floe_common::admin::{self, Readiness};
+use floe_common::{Metrics, ObjectStoreUrl, Objects};
+use floe_metadata::sequencer::GroupStats;
+use floe_metadata::service::{NowMs, StatsHook};
+use floe_metadata::{
+    HttpMetadataClient, Metadata, MetadataService, MetadataStore, PostgresStore, SqliteStore,
+};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::info;
+
+#[derive(Parser)]
+#[command(
+    name = "floe",
+    version,
+    about = "Diskless, Kafka-compatible streaming on object storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// All roles in one process: SQLite metadata, local-directory objects, Kafka on --listen.
+    Playground(PlaygroundArgs),
+    /// The metadata service (sequencer, topics, offset index) over HTTP.
+    Metadata(MetadataArgs),
+    /// A stateless Kafka agent.
+    Agent(AgentArgs),
+    /// The compactor role.
+    Compactor(CompactorArgs),
+}
+
+/// Agent settings shared by `playground` and `agent`. Unset flags keep the file's value
+/// (or the default).
+#[derive(Args, Clone, Default)]
+struct AgentFlags {
+    /// Kafka listener address.
+    #[arg(long, env = "FLOE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// host:port advertised to clients (defaults to --listen).
+    #[arg(long, env = "FLOE_ADVERTISE")]
+    advertise: Option<String>,
+    /// Kafka node id of this agent.
+    #[arg(long, env = "FLOE_NODE_ID")]
+    node_id: Option<i32>,
+    /// Availability zone of this agent (reported as the broker rack).
+    #[arg(long, env = "FLOE_ZONE")]
+    zone: Option<String>,
+    /// Seal the open WAL object after this many milliseconds.
+    #[arg(long, env = "FLOE_FLUSH_INTERVAL_MS")]
+    flush_interval_ms: Option<u64>,
+    /// Seal the open WAL object at this many bytes.
+    #[arg(long, env = "FLOE_FLUSH_BYTES")]
+    flush_bytes: Option<usize>,
+    /// Fetch cache budget in bytes.
+    #[arg(long, env = "FLOE_CACHE_BYTES")]
+    cache_bytes: Option<u64>,
+    /// Kafka's auto.create.topics.enable.
+    #[arg(long, env = "FLOE_AUTO_CREATE_TOPICS_ENABLE")]
+    auto_create_topics_enable: Option<bool>,
+    /// Kafka's num.partitions (for auto-created topics).
+    #[arg(long, env = "FLOE_NUM_PARTITIONS")]
+    num_partitions: Option<i32>,
+    /// Largest request frame accepted, in bytes.
+    #[arg(long, env = "FLOE_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<usize>,
+}
+
+impl AgentFlags {
+    fn apply(&self, c: &mut AgentConfig) {
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = &self.advertise {
+            c.advertise = Some(v.clone());
+        }
+        if let Some(v) = self.node_id {
+            c.node_id = v;
+        }
+        if let Some(v) = &self.zone {
+            c.zone = Some(v.clone());
+        }
+        if let Some(v) = self.flush_interval_ms {
+            c.flush_interval_ms = v;
+        }
+        if let Some(v) = self.flush_bytes {
+            c.flush_bytes = v;
+        }
+        if let Some(v) = self.cache_bytes {
+            c.cache_bytes = v;
+        }
+        if let Some(v) = self.auto_create_topics_enable {
+            c.auto_create_topics_enable = v;
+        }
+        if let Some(v) = self.num_partitions {
+            c.num_partitions = v;
+        }
+        if let Some(v) = self.max_request_bytes {
+            c.max_request_bytes = v;
+        }
+    }
+}
+
+#[derive(Args)]
+struct PlaygroundArgs {
+    /// Directory for the SQLite database and the objects.
+    #[arg(long, env = "FLOE_DATA_DIR", default_value = "./floe-data")]
+    data_dir: PathBuf,
+    /// Admin HTTP address (/metrics, /healthz, /readyz).
+    #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
+    admin_listen: SocketAddr,
+    /// TOML file with an `[agent]` table.
+    #[arg(long, env = "FLOE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    agent: AgentFlags,
+}
+
+#[derive(Args)]
+struct MetadataArgs {
+    /// postgres://user@host:port/db, or sqlite:///path/to/file.db
+    #[arg(long, env = "FLOE_DATABASE_URL")]
+    database_url: String,
+    /// HTTP API address.
+    #[arg(long, env = "FLOE_LISTEN", default_value = "127.0.0.1:9091")]
+    listen: SocketAddr,
+    /// Admin HTTP address.
+    #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9645")]
+    admin_listen: SocketAddr,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// Base URL of the metadata service, e.g. http://10.0.0.5:9091
+    #[arg(long, env = "FLOE_METADATA_URL")]
+    metadata_url: String,
+    /// s3://bucket/prefix or file:///dir
+    #[arg(long, env = "FLOE_OBJECT_STORE")]
+    object_store: String,
+    /// Custom S3 endpoint (S3-compatible servers); credentials come from AWS_* variables.
+    #[arg(long, env = "FLOE_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Admin HTTP address.
+    #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
+    admin_listen: SocketAddr,
+    /// TOML file with an `[agent]` table.
+    #[arg(long, env = "FLOE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    agent: AgentFlags,
+}
+
+#[derive(Args)]
+struct CompactorArgs {
+    /// Base URL of the metadata service.
+    #[arg(long, env = "FLOE_METADATA_URL")]
+    metadata_url: String,
+    /// s3://bucket/prefix or file:///dir
+    #[arg(long, env = "FLOE_OBJECT_STORE")]
+    object_store: String,
+    /// Custom S3 endpoint.
+    #[arg(long, env = "FLOE_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Admin HTTP address.
+    #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9646")]
+    admin_listen: SocketAddr,
+}
+
+/// The TOML file: one table per role.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    agent: AgentConfig,
+}
+
+fn load_agent_config(path: Option<&PathBuf>, flags: &AgentFlags) -> Result<AgentConfig> {
+    let mut cfg = match path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("parsing {}", p.display()))?
+                .agent
+        }
+        None => AgentConfig::default(),
+    };
+    flags.apply(&mut cfg);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn clock() -> NowMs {
+    let c = floe_common::clock::system();
+    Arc::new(move || c.now_ms())
+}
+
+fn stats_hook(metrics: Arc<Metrics>) -> StatsHook {
+    Arc::new(move |s: GroupStats| {
+        metrics
+            .sequencer_commit_seconds
+            .observe(s.elapsed.as_secs_f64());
+        metrics.sequencer_group_objects.observe(s.objects as f64);
+        if s.failed {
+            metrics.sequencer_failures.inc();
+        }
+    })
+}
+
+async fn open_store(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    } else {
+        bail!("database url must start with postgres:// or sqlite://")
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Serves the admin port until `stop` flips.
+async fn serve_admin(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut stop = stop;
+    admin::serve(addr, admin::router(metrics, ready), async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await
+    .with_context(|| format!("binding admin port {addr}"))
+}
+
+async fn playground(args: PlaygroundArgs) -> Result<()> {
+    let cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Readiness::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_task =
+        serve_admin(args.admin_listen, metrics.clone(), ready.clone(), stop_rx).await?;
+
+    let store = SqliteStore::open(&args.data_dir.join("metadata.db")).await?;
+    let service =
+        MetadataService::start(Arc::new(store), clock(), stats_hook(metrics.clone())).await?;
+    let url = ObjectStoreUrl::File(args.data_dir.join("objects"));
+    let (store, prefix) = url.build(None)?;
+    let objects = Objects::new(store, prefix, metrics.clone());
+    let agent = Agent::start(
+        cfg,
+        AgentDeps {
+            metadata: service.clone() as Arc<dyn Metadata>,
+            objects,
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
+    ready.set(true);
+    info!(kafka = %agent.local_addr(), admin = %args.admin_listen, data_dir = %args.data_dir.display(), "playground ready");
+    shutdown_signal().await;
+    ready.set(false);
+    agent.shutdown().await;
+    let _ = stop_tx.send(true);
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn metadata(args: MetadataArgs) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Readiness::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_task = serve_admin(
+        args.admin_listen,
+        metrics.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
+    let store = open_store(&args.database_url).await?;
+    let service = MetadataService::start(store, clock(), stats_hook(metrics.clone())).await?;
+    let mut api_stop = stop_rx;
+    let api = admin::serve(
+        args.listen,
+        floe_metadata::http::router(service),
+        async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        },
+    )
+    .await
+    .with_context(|| format!("binding {}", args.listen))?;
+    ready.set(true);
+    info!(listen = %args.listen, "metadata service ready");
+    shutdown_signal().await;
+    ready.set(false);
+    let _ = stop_tx.send(true);
+    let _ = api.await;
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn agent(args: AgentArgs) -> Result<()> {
+    let cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Readiness::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_task =
+        serve_admin(args.admin_listen, metrics.clone(), ready.clone(), stop_rx).await?;
+    let url = ObjectStoreUrl::parse(&args.object_store)?;
+    let (store, prefix) = url.build(args.s3_endpoint.as_deref())?;
+    let objects = Objects::new(store, prefix, metrics.clone());
+    let client = HttpMetadataClient::new(&args.metadata_url)?;
+    let agent = Agent::start(
+        cfg,
+        AgentDeps {
+            metadata: Arc::new(client),
+            objects,
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
+    ready.set(true);
+    shutdown_signal().await;
+    ready.set(false);
+    agent.shutdown().await;
+    let _ = stop_tx.send(true);
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn compactor(args: CompactorArgs) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Readiness::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_task =
+        serve_admin(args.admin_listen, metrics.clone(), ready.clone(), stop_rx).await?;
+    // Validate the wiring now so a misconfigured compactor fails at start, not later.
+    let url = ObjectStoreUrl::parse(&args.object_store)?;
+    let _ = url.build(args.s3_endpoint.as_deref())?;
+    let client = HttpMetadataClient::new(&args.metadata_url)?;
+    client
+        .cluster_id()
+        .await
+        .context("reaching the metadata service")?;
+    floe_compactor::announce();
+    ready.set(true);
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = admin_task.await;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    floe_common::telemetry::init("info");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.role {
+            Role::Playground(a) => playground(a).await,
+            Role::Metadata(a) => metadata(a).await,
+            Role::Agent(a) => agent(a).await,
+            Role::Compactor(a) => compactor(a).await,
+        }
+    })
+}

@@ -154,32 +154,30 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigReject
                 return Err(bad());
             }
         }
-        "compression.type" => {
+        "compression.type"
             if !matches!(
                 value,
                 "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
-            ) {
-                return Err(bad());
-            }
+            ) =>
+        {
+            return Err(bad());
         }
-        "message.timestamp.type" => {
-            if value != "CreateTime" {
-                // LogAppendTime would need the batch timestamps rewritten; refusing is
-                // better than silently keeping producer timestamps.
-                return Err(ConfigRejected(
-                    "message.timestamp.type=LogAppendTime is not supported yet".into(),
-                ));
-            }
+        // LogAppendTime would need the batch timestamps rewritten; refusing is better than
+        // silently keeping producer timestamps.
+        "message.timestamp.type" if value != "CreateTime" => {
+            return Err(ConfigRejected(
+                "message.timestamp.type=LogAppendTime is not supported yet".into(),
+            ));
         }
-        "max.message.bytes" | "min.insync.replicas" | "segment.bytes" | "segment.index.bytes" => {
-            if value.trim().parse::<i32>().map_err(|_| bad())? < 0 {
-                return Err(bad());
-            }
+        "max.message.bytes" | "min.insync.replicas" | "segment.bytes" | "segment.index.bytes"
+            if value.trim().parse::<i32>().map_err(|_| bad())? < 0 =>
+        {
+            return Err(bad());
         }
-        "retention.ms" | "retention.bytes" => {
-            if value.trim().parse::<i64>().map_err(|_| bad())? < -1 {
-                return Err(bad());
-            }
+        "retention.ms" | "retention.bytes"
+            if value.trim().parse::<i64>().map_err(|_| bad())? < -1 =>
+        {
+            return Err(bad());
         }
         _ => {}
     }

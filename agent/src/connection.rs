@@ -98,7 +98,7 @@ pub async fn serve(
                     .map(|c| c.to_string())
                     .unwrap_or_default();
                 let span = info_span!("request", api = ?key, version, correlation_id = header.correlation_id, client_id = %client_id, %peer);
-                let pending = dispatch::start(ctx.clone(), request, version, span).await;
+                let pending = dispatch::start(ctx.clone(), *request, version, span).await;
                 let cid = header.correlation_id;
                 let header_version = key.response_header_version(version);
                 let handle = tokio::spawn(async move {
@@ -159,7 +159,7 @@ async fn write_loop(
 enum Decoded {
     Request {
         header: RequestHeader,
-        request: RequestKind,
+        request: Box<RequestKind>,
         key: ApiKey,
         version: i16,
     },
@@ -199,7 +199,7 @@ fn decode(_ctx: &Ctx, mut frame: Bytes) -> Result<Decoded, FrameError> {
         .map_err(|e| FrameError::Undecodable(e.to_string()))?;
     Ok(Decoded::Request {
         header,
-        request,
+        request: Box::new(request),
         key,
         version,
     })

@@ -284,6 +284,8 @@ impl Metadata for MetadataService {
     }
 
     async fn commit_object(&self, commit: ObjectCommit) -> Result<CommitResult> {
+        // A malformed commit must fail alone, not the group commit it would have joined.
+        crate::store::check_commit(std::slice::from_ref(&commit))?;
         self.sequencer.commit(commit).await
     }
 

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::read::{read_partition, ReadError};
+use super::read::{read_partition, ReadError, ReadRange};
 use crate::dispatch::Ctx;
 
 /// Longest long poll honoured, whatever the client asks.
@@ -134,10 +134,12 @@ async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, 
                 match read_partition(
                     &ctx.index,
                     &ctx.cache,
-                    topic.id,
-                    fp.partition,
-                    fp.fetch_offset,
-                    marks.high_watermark,
+                    ReadRange {
+                        topic_id: topic.id,
+                        partition: fp.partition,
+                        fetch_offset: fp.fetch_offset,
+                        high_watermark: marks.high_watermark,
+                    },
                     budget,
                     total == 0,
                 )

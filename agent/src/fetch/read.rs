@@ -28,19 +28,35 @@ pub enum ReadError {
 /// Entries fetched from the index per step.
 const ENTRIES_PER_STEP: usize = 16;
 
+/// What to read: a partition from an offset up to the high watermark.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRange {
+    /// Topic.
+    pub topic_id: TopicId,
+    /// Partition.
+    pub partition: i32,
+    /// First offset wanted.
+    pub fetch_offset: i64,
+    /// Read nothing at or beyond this offset.
+    pub high_watermark: i64,
+}
+
 /// Reads batches holding offsets `fetch_offset..high_watermark`, stopping before the batch
 /// that would exceed `budget` bytes, except that with `min_one` the first batch is returned
 /// whatever its size (KIP-74: a consumer must always be able to make progress).
 pub async fn read_partition(
     index: &IndexCache,
     cache: &ChunkCache,
-    topic_id: TopicId,
-    partition: i32,
-    fetch_offset: i64,
-    high_watermark: i64,
+    range: ReadRange,
     budget: usize,
     min_one: bool,
 ) -> Result<Bytes, ReadError> {
+    let ReadRange {
+        topic_id,
+        partition,
+        fetch_offset,
+        high_watermark,
+    } = range;
     let mut out = BytesMut::new();
     let mut offset = fetch_offset;
     'outer: while offset < high_watermark {

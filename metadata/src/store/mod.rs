@@ -83,8 +83,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>>;
 }
 
+mod plan;
 mod postgres;
 mod sqlite;
+
+pub use plan::check_commit;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -3,8 +3,8 @@
 //! SQLite allows one writer at a time, so all writes go through a pool of exactly one
 //! connection and queue there instead of failing with `SQLITE_BUSY`; reads use a separate
 //! pool of read-only connections that WAL mode lets run alongside the writer. Offsets are
-//! assigned by the same [`plan`](super::postgres::plan) code as on PostgreSQL; with a single
-//! writer the statements can simply run row by row.
+//! assigned by the same `plan` code as on PostgreSQL (in `plan.rs`); with a single writer
+//! the statements can simply run row by row.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
+use super::plan::{self, assemble_topics, configs_to_json, CommitPlan, TopicRow};
 use super::postgres::migrator;
-use super::postgres::plan::{self, assemble_topics, configs_to_json, CommitPlan, TopicRow};
 use super::MetadataStore;
 use crate::error::{MetadataError, Result};
 use crate::types::{
@@ -114,7 +114,7 @@ impl SqliteStore {
         sqlx::query(
             "INSERT INTO cluster (singleton, cluster_id) VALUES (1, ?) ON CONFLICT DO NOTHING",
         )
-        .bind(plan::new_cluster_id())
+        .bind(super::plan::new_cluster_id())
         .execute(writer)
         .await?;
         Ok(())
@@ -206,7 +206,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<TopicInfo> {
-        plan::check_new_topic(spec)?;
+        super::plan::check_new_topic(spec)?;
         let topic_id = Uuid::new_v4();
         let mut tx = self.begin_write().await?;
         // The partial unique index on live names is the arbiter, as on PostgreSQL.
@@ -220,7 +220,7 @@ impl MetadataStore for SqliteStore {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if plan::is_unique_violation(&e) => {
+            Err(e) if super::plan::is_unique_violation(&e) => {
                 return Err(MetadataError::TopicExists(spec.name.clone()))
             }
             other => other?,
@@ -234,7 +234,7 @@ impl MetadataStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(plan::new_topic_info(topic_id, spec, now_ms))
+        Ok(super::plan::new_topic_info(topic_id, spec, now_ms))
     }
 
     async fn delete_topic(&self, name: &str) -> Result<TopicId> {
@@ -265,7 +265,7 @@ impl MetadataStore for SqliteStore {
             .bind(topic_id)
             .fetch_one(&mut *tx)
             .await?;
-        plan::check_partition_increase(name, current, total)?;
+        super::plan::check_partition_increase(name, current, total)?;
         sqlx::query(
             "WITH RECURSIVE n(partition) AS (SELECT ? UNION ALL SELECT partition + 1 FROM n WHERE partition + 1 < ?)
              INSERT INTO partitions (topic_id, partition) SELECT ?, partition FROM n",
@@ -317,7 +317,7 @@ impl MetadataStore for SqliteStore {
         objects: &[ObjectCommit],
         now_ms: i64,
     ) -> Result<(Vec<CommitResult>, Vec<PartitionWatermark>)> {
-        plan::check_commit(objects)?;
+        super::plan::check_commit(objects)?;
         if objects.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -325,7 +325,7 @@ impl MetadataStore for SqliteStore {
         // lookups below and the inserts: no retry loop is needed here.
         let mut tx = self.begin_write().await?;
         let mut existing: HashMap<String, Option<String>> = HashMap::new();
-        for key in plan::distinct_keys(objects) {
+        for key in super::plan::distinct_keys(objects) {
             let outcomes: Option<Option<String>> =
                 sqlx::query_scalar("SELECT commit_outcomes FROM objects WHERE object_key = ?")
                     .bind(key)
@@ -336,7 +336,7 @@ impl MetadataStore for SqliteStore {
             }
         }
         let mut partitions = BTreeMap::new();
-        for (topic_id, partition) in plan::partitions_to_lock(objects, &existing) {
+        for (topic_id, partition) in super::plan::partitions_to_lock(objects, &existing) {
             let row: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT p.high_watermark, p.log_start_offset
                  FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
@@ -387,7 +387,7 @@ impl MetadataStore for SqliteStore {
         .bind(i64::from(max_entries))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter().map(plan::index_entry).collect()
+        rows.into_iter().map(super::plan::index_entry).collect()
     }
 
     async fn find_by_timestamp(
@@ -412,7 +412,7 @@ impl MetadataStore for SqliteStore {
         .bind(timestamp_ms)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(plan::index_entry).transpose()
+        row.map(super::plan::index_entry).transpose()
     }
 
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {
@@ -424,6 +424,6 @@ impl MetadataStore for SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.into_iter().map(plan::watermark).collect())
+        Ok(rows.into_iter().map(super::plan::watermark).collect())
     }
 }

@@ -1,0 +1,481 @@
+//! Backend-neutral pieces shared by both stores, so that offset assignment, idempotency and
+//! the shape of results are the same code on PostgreSQL and SQLite.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use uuid::Uuid;
+
+use crate::error::{MetadataError, Result};
+use crate::types::{
+    ChunkOutcome, CommitResult, IndexEntry, ObjectCommit, PartitionInfo, PartitionWatermark,
+    TopicId, TopicInfo, TopicSpec,
+};
+
+/// Largest partition count a topic may have; bounds the rows one request can create.
+pub(crate) const MAX_PARTITIONS: i32 = 100_000;
+
+/// A Kafka-style cluster id: a random UUID in unpadded base64url (22 characters).
+pub(crate) fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    for group in bytes.chunks(3) {
+        let b = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=group.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+pub(crate) fn configs_to_json(configs: &BTreeMap<String, String>) -> Result<String> {
+    serde_json::to_string(configs)
+        .map_err(|e| MetadataError::InvalidRequest(format!("topic configs: {e}")))
+}
+
+pub(crate) fn configs_from_json(json: &str) -> Result<BTreeMap<String, String>> {
+    serde_json::from_str(json)
+        .map_err(|e| MetadataError::Database(format!("corrupt topic configs {json:?}: {e}")))
+}
+
+/// Whether a database error is a unique-constraint violation (SQLSTATE 23505 on
+/// PostgreSQL, SQLITE_CONSTRAINT_UNIQUE/PRIMARYKEY on SQLite).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Whether an insert failed because an object key is already recorded (PostgreSQL names
+/// the constraint; SQLite only names the column in its message).
+pub(crate) fn is_object_key_conflict(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation()
+                && (d.constraint() == Some("objects_pkey")
+                    || d.message().contains("objects.object_key"))
+        }
+        _ => false,
+    }
+}
+
+pub(crate) fn check_new_topic(spec: &TopicSpec) -> Result<()> {
+    if !(1..=MAX_PARTITIONS).contains(&spec.partitions) {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "topic {} needs 1..={MAX_PARTITIONS} partitions, got {}",
+            spec.name, spec.partitions
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_partition_increase(name: &str, current: i64, total: i32) -> Result<()> {
+    if i64::from(total) <= current || total > MAX_PARTITIONS {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "topic {name} has {current} partitions; the new total must be larger and at most \
+             {MAX_PARTITIONS}, got {total}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn new_topic_info(topic_id: TopicId, spec: &TopicSpec, now_ms: i64) -> TopicInfo {
+    TopicInfo {
+        id: topic_id,
+        name: spec.name.clone(),
+        configs: spec.configs.clone(),
+        created_at_ms: now_ms,
+        partitions: (0..spec.partitions)
+            .map(|partition| PartitionInfo {
+                partition,
+                high_watermark: 0,
+                log_start_offset: 0,
+                leader_epoch: 0,
+            })
+            .collect(),
+    }
+}
+
+/// One row of the topics-join-partitions queries.
+pub(crate) type TopicRow = (Uuid, String, String, i64, i32, i64, i64, i32);
+
+/// Groups rows ordered by topic then partition into topics, checking that partitions are
+/// numbered 0..n without gaps (data is checked again when read).
+pub(crate) fn assemble_topics(rows: Vec<TopicRow>) -> Result<Vec<TopicInfo>> {
+    let mut topics: Vec<TopicInfo> = Vec::new();
+    for (id, name, configs, created_at_ms, partition, hwm, lso, epoch) in rows {
+        if topics.last().is_none_or(|t| t.id != id) {
+            topics.push(TopicInfo {
+                id,
+                name,
+                configs: configs_from_json(&configs)?,
+                created_at_ms,
+                partitions: Vec::new(),
+            });
+        }
+        let Some(topic) = topics.last_mut() else {
+            continue;
+        };
+        if usize::try_from(partition).ok() != Some(topic.partitions.len()) {
+            return Err(MetadataError::Database(format!(
+                "topic {} has a gap before partition {partition}",
+                topic.name
+            )));
+        }
+        topic.partitions.push(PartitionInfo {
+            partition,
+            high_watermark: hwm,
+            log_start_offset: lso,
+            leader_epoch: epoch,
+        });
+    }
+    Ok(topics)
+}
+
+/// One row of the offset-index queries, in `IndexEntry` field order.
+pub(crate) type IndexRow = (i64, i64, String, i64, i64, i32, i64, i64);
+
+pub(crate) fn index_entry(row: IndexRow) -> Result<IndexEntry> {
+    let (base_offset, last_offset, object_key, byte_offset, byte_len, batch_count, first, max) =
+        row;
+    if last_offset < base_offset || byte_offset < 0 || byte_len < 0 {
+        return Err(MetadataError::Database(format!(
+            "corrupt index entry {base_offset}..={last_offset} in {object_key}"
+        )));
+    }
+    Ok(IndexEntry {
+        base_offset,
+        last_offset,
+        object_key,
+        byte_offset,
+        byte_len,
+        batch_count,
+        first_timestamp_ms: first,
+        max_timestamp_ms: max,
+    })
+}
+
+pub(crate) fn watermark(row: (Uuid, i32, i64, i64)) -> PartitionWatermark {
+    PartitionWatermark {
+        topic_id: row.0,
+        partition: row.1,
+        high_watermark: row.2,
+        log_start_offset: row.3,
+    }
+}
+
+/// Rejects malformed commits before any database work. A chunk must occupy at least one
+/// offset, or its index entry would have `last_offset < base_offset`.
+pub fn check_commit(objects: &[ObjectCommit]) -> Result<()> {
+    for object in objects {
+        if object.object_size < 0 {
+            return Err(MetadataError::InvalidRequest(format!(
+                "object {} has negative size",
+                object.object_key
+            )));
+        }
+        for c in &object.chunks {
+            if c.offset_count < 1 || c.byte_offset < 0 || c.byte_len < 0 || c.batch_count < 1 {
+                return Err(MetadataError::InvalidRequest(format!(
+                    "object {} has a malformed chunk for partition {}: {} offsets, {} \
+                     batches, bytes {}+{}",
+                    object.object_key,
+                    c.partition,
+                    c.offset_count,
+                    c.batch_count,
+                    c.byte_offset,
+                    c.byte_len
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The distinct object keys of a commit, for the idempotency lookup.
+pub(crate) fn distinct_keys(objects: &[ObjectCommit]) -> Vec<&str> {
+    let keys: BTreeSet<&str> = objects.iter().map(|o| o.object_key.as_str()).collect();
+    keys.into_iter().collect()
+}
+
+/// Partitions the new (not yet committed) objects write to, ascending: the lock order.
+pub(crate) fn partitions_to_lock(
+    objects: &[ObjectCommit],
+    existing: &HashMap<String, Option<String>>,
+) -> Vec<(Uuid, i32)> {
+    let wanted: BTreeSet<(Uuid, i32)> = objects
+        .iter()
+        .filter(|o| !existing.contains_key(&o.object_key))
+        .flat_map(|o| o.chunks.iter().map(|c| (c.topic_id, c.partition)))
+        .collect();
+    wanted.into_iter().collect()
+}
+
+/// An object row to insert.
+pub(crate) struct NewObject<'a> {
+    pub object_key: &'a str,
+    pub size_bytes: i64,
+    /// JSON array, one element per chunk: `[base_offset, log_start_offset]` or `null`.
+    pub commit_outcomes: String,
+}
+
+/// An index row to insert.
+pub(crate) struct NewIndexRow<'a> {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub object_key: &'a str,
+    pub byte_offset: i64,
+    pub byte_len: i64,
+    pub batch_count: i32,
+    pub first_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// What one commit call writes and returns, computed from the rows it read.
+pub(crate) struct CommitPlan<'a> {
+    pub results: Vec<CommitResult>,
+    pub new_objects: Vec<NewObject<'a>>,
+    pub index_rows: Vec<NewIndexRow<'a>>,
+    /// New watermarks of the partitions that moved, ascending.
+    pub watermarks: Vec<PartitionWatermark>,
+}
+
+type Outcomes = Vec<Option<(i64, i64)>>;
+
+fn encode_outcomes(chunks: &[ChunkOutcome]) -> Result<String> {
+    let outcomes: Outcomes = chunks
+        .iter()
+        .map(|c| match c {
+            ChunkOutcome::Committed {
+                base_offset,
+                log_start_offset,
+            } => Some((*base_offset, *log_start_offset)),
+            ChunkOutcome::UnknownTopicOrPartition => None,
+        })
+        .collect();
+    serde_json::to_string(&outcomes)
+        .map_err(|e| MetadataError::Database(format!("encoding commit outcomes: {e}")))
+}
+
+fn decode_outcomes(object: &ObjectCommit, json: Option<&str>) -> Result<CommitResult> {
+    let json = json.ok_or_else(|| {
+        // A segment (or other non-WAL) object under this key: not a retry of ours.
+        MetadataError::InvalidRequest(format!(
+            "object key {} is already used by a non-WAL object",
+            object.object_key
+        ))
+    })?;
+    let outcomes: Outcomes = serde_json::from_str(json).map_err(|e| {
+        MetadataError::Database(format!(
+            "corrupt commit outcomes of {}: {e}",
+            object.object_key
+        ))
+    })?;
+    if outcomes.len() != object.chunks.len() {
+        // Same key, different content: a key collision, not a retry.
+        return Err(MetadataError::InvalidRequest(format!(
+            "object {} was committed with {} chunks, retried with {}",
+            object.object_key,
+            outcomes.len(),
+            object.chunks.len()
+        )));
+    }
+    Ok(CommitResult {
+        chunks: outcomes
+            .into_iter()
+            .map(|o| match o {
+                Some((base_offset, log_start_offset)) => ChunkOutcome::Committed {
+                    base_offset,
+                    log_start_offset,
+                },
+                None => ChunkOutcome::UnknownTopicOrPartition,
+            })
+            .collect(),
+    })
+}
+
+impl<'a> CommitPlan<'a> {
+    /// Assigns offsets object by object, chunk by chunk, starting from the locked
+    /// `(high_watermark, log_start_offset)` of each live partition. Objects found in
+    /// `existing` (and repeats of a key within the slice) get their recorded outcomes.
+    pub(crate) fn build(
+        objects: &'a [ObjectCommit],
+        existing: &HashMap<String, Option<String>>,
+        partitions: &BTreeMap<(Uuid, i32), (i64, i64)>,
+    ) -> Result<Self> {
+        let mut next: BTreeMap<(Uuid, i32), (i64, i64)> = partitions.clone();
+        let mut seen: HashMap<&str, CommitResult> = HashMap::new();
+        let mut plan = CommitPlan {
+            results: Vec::with_capacity(objects.len()),
+            new_objects: Vec::new(),
+            index_rows: Vec::new(),
+            watermarks: Vec::new(),
+        };
+        for object in objects {
+            let key = object.object_key.as_str();
+            if let Some(done) = seen.get(key) {
+                if done.chunks.len() != object.chunks.len() {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "object {key} appears twice with different chunks"
+                    )));
+                }
+                plan.results.push(done.clone());
+                continue;
+            }
+            if let Some(json) = existing.get(key) {
+                let result = decode_outcomes(object, json.as_deref())?;
+                seen.insert(key, result.clone());
+                plan.results.push(result);
+                continue;
+            }
+            let mut chunks = Vec::with_capacity(object.chunks.len());
+            for c in &object.chunks {
+                let Some((hwm, lso)) = next.get_mut(&(c.topic_id, c.partition)) else {
+                    chunks.push(ChunkOutcome::UnknownTopicOrPartition);
+                    continue;
+                };
+                let base_offset = *hwm;
+                *hwm = base_offset.checked_add(c.offset_count).ok_or_else(|| {
+                    MetadataError::InvalidRequest(format!(
+                        "offsets of partition {} would overflow",
+                        c.partition
+                    ))
+                })?;
+                plan.index_rows.push(NewIndexRow {
+                    topic_id: c.topic_id,
+                    partition: c.partition,
+                    base_offset,
+                    last_offset: *hwm - 1,
+                    object_key: key,
+                    byte_offset: c.byte_offset,
+                    byte_len: c.byte_len,
+                    batch_count: c.batch_count,
+                    first_timestamp_ms: c.first_timestamp_ms,
+                    max_timestamp_ms: c.max_timestamp_ms,
+                });
+                chunks.push(ChunkOutcome::Committed {
+                    base_offset,
+                    log_start_offset: *lso,
+                });
+            }
+            plan.new_objects.push(NewObject {
+                object_key: key,
+                size_bytes: object.object_size,
+                commit_outcomes: encode_outcomes(&chunks)?,
+            });
+            let result = CommitResult { chunks };
+            seen.insert(key, result.clone());
+            plan.results.push(result);
+        }
+        for (&(topic_id, partition), &(hwm, lso)) in &next {
+            if partitions
+                .get(&(topic_id, partition))
+                .is_some_and(|&(old, _)| old != hwm)
+            {
+                plan.watermarks.push(PartitionWatermark {
+                    topic_id,
+                    partition,
+                    high_watermark: hwm,
+                    log_start_offset: lso,
+                });
+            }
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::types::ChunkCommit;
+
+    fn chunk(topic_id: Uuid, partition: i32, offset_count: i64) -> ChunkCommit {
+        ChunkCommit {
+            topic_id,
+            partition,
+            byte_offset: 0,
+            byte_len: 10,
+            offset_count,
+            batch_count: 1,
+            first_timestamp_ms: 0,
+            max_timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn cluster_id_is_22_base64url_chars() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(id, new_cluster_id());
+    }
+
+    #[test]
+    fn plan_assigns_in_slice_then_chunk_order() {
+        let t = Uuid::new_v4();
+        let objects = vec![
+            ObjectCommit {
+                object_key: "a".into(),
+                object_size: 10,
+                chunks: vec![chunk(t, 0, 3), chunk(t, 1, 2), chunk(t, 0, 1)],
+            },
+            ObjectCommit {
+                object_key: "b".into(),
+                object_size: 10,
+                chunks: vec![chunk(t, 0, 5)],
+            },
+            ObjectCommit {
+                object_key: "a".into(),
+                object_size: 10,
+                chunks: vec![chunk(t, 0, 3), chunk(t, 1, 2), chunk(t, 0, 1)],
+            },
+        ];
+        let parts = BTreeMap::from([((t, 0), (10, 2)), ((t, 1), (0, 0))]);
+        let plan = CommitPlan::build(&objects, &HashMap::new(), &parts).unwrap();
+        let bases: Vec<_> = plan
+            .index_rows
+            .iter()
+            .map(|r| (r.partition, r.base_offset, r.last_offset))
+            .collect();
+        assert_eq!(
+            bases,
+            vec![(0, 10, 12), (1, 0, 1), (0, 13, 13), (0, 14, 18)]
+        );
+        assert_eq!(plan.results[0], plan.results[2]);
+        assert_eq!(plan.new_objects.len(), 2);
+        assert_eq!(plan.watermarks.len(), 2);
+        assert_eq!(plan.watermarks[0].high_watermark, 19);
+        assert_eq!(plan.new_objects[0].commit_outcomes, "[[10,2],[0,0],[13,2]]");
+    }
+
+    #[test]
+    fn plan_replays_recorded_outcomes() {
+        let t = Uuid::new_v4();
+        let objects = vec![ObjectCommit {
+            object_key: "a".into(),
+            object_size: 10,
+            chunks: vec![chunk(t, 0, 3), chunk(t, 9, 2)],
+        }];
+        let existing = HashMap::from([("a".to_string(), Some("[[7,0],null]".to_string()))]);
+        assert!(partitions_to_lock(&objects, &existing).is_empty());
+        let plan = CommitPlan::build(&objects, &existing, &BTreeMap::new()).unwrap();
+        assert!(plan.new_objects.is_empty() && plan.index_rows.is_empty());
+        assert_eq!(
+            plan.results[0].chunks,
+            vec![
+                ChunkOutcome::Committed {
+                    base_offset: 7,
+                    log_start_offset: 0
+                },
+                ChunkOutcome::UnknownTopicOrPartition
+            ]
+        );
+    }
+}

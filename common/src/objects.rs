@@ -22,6 +22,9 @@ pub enum ObjectsError {
     /// The store refused or failed the request.
     #[error("object store error: {0}")]
     Store(#[from] object_store::Error),
+    /// Bytes read back fail their checksums.
+    #[error("corrupt object data: {0}")]
+    Corrupt(String),
     /// Local directory could not be prepared.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),

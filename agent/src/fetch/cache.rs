@@ -1,5 +1,5 @@
 //! Memory cache of record chunks (one partition's byte range in an object), bounded by a
-//! byte budget. A miss reads the range from the object store once even when many fetches
+//! byte budget. Batch CRCs are verified on every read from the object store. A miss reads the range from the object store once even when many fetches
 //! want it at the same moment (moka's single-flight `try_get_with`).
 
 use std::sync::Arc;

@@ -67,6 +67,9 @@ pub struct Metrics {
     pub produce_upload_seconds: Histogram,
     /// Produce latency part: metadata commit.
     pub produce_commit_seconds: Histogram,
+    /// Produce latency part: the agent's own share (request latency minus flush wait, upload
+    /// and commit), with fine buckets.
+    pub produce_agent_overhead_seconds: Histogram,
     /// Bytes of record batches accepted by Produce.
     pub produce_bytes: Counter,
     /// WAL objects sealed.
@@ -108,6 +111,8 @@ impl Metrics {
             produce_flush_wait_seconds: latency(),
             produce_upload_seconds: latency(),
             produce_commit_seconds: latency(),
+            // 10 µs .. ~160 ms.
+            produce_agent_overhead_seconds: Histogram::new(exponential_buckets(0.00001, 1.5, 25)),
             produce_bytes: Counter::default(),
             wal_objects: Counter::default(),
             fetch_bytes: Counter::default(),

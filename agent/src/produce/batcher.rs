@@ -56,10 +56,20 @@ pub enum AppendError {
 /// Result of one partition append.
 pub type AppendResult = Result<Appended, AppendError>;
 
+/// The answer to one `append` call.
+#[derive(Debug)]
+pub struct AppendReply {
+    /// Per-partition outcomes, in the order of the call's parts.
+    pub results: Vec<AppendResult>,
+    /// Time from reaching the batcher to the answer: flush wait, upload and commit (including
+    /// waiting for earlier objects' commits). The rest of a request's latency is the agent's own.
+    pub pipeline: Duration,
+}
+
 enum Cmd {
     Append {
         parts: Vec<PartAppend>,
-        reply: oneshot::Sender<Vec<AppendResult>>,
+        reply: oneshot::Sender<AppendReply>,
         permit: OwnedSemaphorePermit,
     },
     Shutdown(oneshot::Sender<()>),
@@ -114,7 +124,7 @@ impl Batcher {
     pub async fn append(
         &self,
         parts: Vec<PartAppend>,
-    ) -> Result<oneshot::Receiver<Vec<AppendResult>>, AppendError> {
+    ) -> Result<oneshot::Receiver<AppendReply>, AppendError> {
         let bytes: usize = parts.iter().map(|p| p.bytes.len()).sum();
         let want = bytes.clamp(1, self.max_permits) as u32;
         let permit = self
@@ -208,7 +218,10 @@ async fn run(
                 rx.close();
                 while let Some(cmd) = rx.recv().await {
                     if let Cmd::Append { parts, reply, .. } = cmd {
-                        let _ = reply.send(vec![Err(AppendError::ShuttingDown); parts.len()]);
+                        let _ = reply.send(AppendReply {
+                            results: vec![Err(AppendError::ShuttingDown); parts.len()],
+                            pipeline: Duration::ZERO,
+                        });
                     }
                 }
                 return Some(done);

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{info_span, warn, Instrument};
 use uuid::Uuid;
 
-use super::batcher::{AppendError, AppendResult, Appended};
+use super::batcher::{AppendError, AppendReply, AppendResult, Appended};
 use crate::catalog::Catalog;
 use crate::fetch::cache::ChunkCache;
 use crate::fetch::index::IndexCache;
@@ -32,7 +32,7 @@ pub struct Waiter {
     /// Where each of its partitions went in the object.
     pub positions: Vec<AppendPosition>,
     /// Where to send the per-partition outcome.
-    pub reply: oneshot::Sender<Vec<AppendResult>>,
+    pub reply: oneshot::Sender<AppendReply>,
     /// When it was appended (for the flush-wait metric).
     pub arrived: Instant,
     /// Released when the request is answered.
@@ -235,14 +235,20 @@ impl Committer {
             }
         };
         for w in sealed.waiters {
-            let _ = w.reply.send(w.positions.iter().map(outcome).collect());
+            let _ = w.reply.send(AppendReply {
+                results: w.positions.iter().map(outcome).collect(),
+                pipeline: w.arrived.elapsed(),
+            });
         }
     }
 }
 
 fn fail_all(waiters: Vec<Waiter>, err: AppendError) {
     for w in waiters {
-        let _ = w.reply.send(vec![Err(err.clone()); w.positions.len()]);
+        let _ = w.reply.send(AppendReply {
+            results: vec![Err(err.clone()); w.positions.len()],
+            pipeline: w.arrived.elapsed(),
+        });
     }
 }
 

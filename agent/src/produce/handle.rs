@@ -12,7 +12,12 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::batcher::{AppendError, AppendResult, PartAppend};
+use std::sync::Arc;
+use std::time::Instant;
+
+use floe_common::Metrics;
+
+use super::batcher::{AppendError, AppendReply, AppendResult, PartAppend};
 use super::validate::validate_records;
 use crate::configs::max_message_bytes;
 use crate::dispatch::Ctx;
@@ -23,8 +28,10 @@ pub struct PendingProduce {
     topics: Vec<TopicProduceResponse>,
     /// `(topic position, partition position)` of each appended partition, in append order.
     slots: Vec<(usize, usize)>,
-    rx: Option<oneshot::Receiver<Vec<AppendResult>>>,
+    rx: Option<oneshot::Receiver<AppendReply>>,
     append_error: Option<AppendError>,
+    started: Instant,
+    metrics: Arc<Metrics>,
 }
 
 fn partition_error(
@@ -43,6 +50,7 @@ fn partition_error(
 
 /// Validates the request and appends its batches to the open WAL object.
 pub async fn start(ctx: &Ctx, req: ProduceRequest, version: i16) -> PendingProduce {
+    let started = Instant::now();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     let mut slots = Vec::new();
     let mut parts = Vec::new();
@@ -122,6 +130,8 @@ pub async fn start(ctx: &Ctx, req: ProduceRequest, version: i16) -> PendingProdu
         slots,
         rx,
         append_error,
+        started,
+        metrics: ctx.metrics.clone(),
     }
 }
 
@@ -149,11 +159,20 @@ pub async fn finish(p: PendingProduce) -> Option<ProduceResponse> {
         slots,
         rx,
         append_error,
+        started,
+        metrics,
     } = p;
     let results: Vec<AppendResult> = match (rx, append_error) {
-        (Some(rx), _) => rx.await.unwrap_or_else(|_| {
-            vec![Err(AppendError::Storage("agent stopped".into())); slots.len()]
-        }),
+        (Some(rx), _) => match rx.await {
+            Ok(reply) => {
+                let own = started.elapsed().saturating_sub(reply.pipeline);
+                metrics
+                    .produce_agent_overhead_seconds
+                    .observe(own.as_secs_f64());
+                reply.results
+            }
+            Err(_) => vec![Err(AppendError::Storage("agent stopped".into())); slots.len()],
+        },
         (None, Some(e)) => vec![Err(e); slots.len()],
         (None, None) => Vec::new(),
     };

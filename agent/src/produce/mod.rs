@@ -7,4 +7,4 @@ pub mod commit;
 pub mod handle;
 pub mod validate;
 
-pub use batcher::{AppendError, Appended, Batcher, PartAppend};
+pub use batcher::{AppendError, AppendReply, Appended, Batcher, PartAppend};

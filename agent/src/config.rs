@@ -58,7 +58,7 @@ impl Default for AgentConfig {
             flush_bytes: 8 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
-            max_inflight_requests_per_connection: 64,
+            max_inflight_requests_per_connection: 1000,
             max_inflight_produce_bytes: 256 * 1024 * 1024,
             cache_bytes: 512 * 1024 * 1024,
             auto_create_topics_enable: true,

@@ -160,6 +160,11 @@ impl Metrics {
             m.produce_commit_seconds.clone(),
         );
         r.register(
+            "produce_agent_overhead_seconds",
+            "Produce latency minus flush wait, upload and commit",
+            m.produce_agent_overhead_seconds.clone(),
+        );
+        r.register(
             "produce_bytes",
             "Record batch bytes accepted by Produce",
             m.produce_bytes.clone(),

@@ -277,122 +277,126 @@ async fn serve_admin(
     .with_context(|| format!("binding admin port {addr}"))
 }
 
+/// A role's admin port: metrics, readiness, and the signal that stops it.
+struct AdminPort {
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    stop_tx: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminPort {
+    async fn start(addr: SocketAddr) -> Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let ready = Readiness::default();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = serve_admin(addr, metrics.clone(), ready.clone(), stop_rx).await?;
+        Ok(AdminPort {
+            metrics,
+            ready,
+            stop_tx,
+            task,
+        })
+    }
+
+    /// A future that resolves when the port is told to stop (for other servers of the role).
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Marks the role ready, waits for SIGTERM/SIGINT, and marks it not ready.
+    async fn serve_until_signal(&self) {
+        self.ready.set(true);
+        shutdown_signal().await;
+        self.ready.set(false);
+    }
+
+    async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        let _ = self.task.await;
+    }
+}
+
 async fn playground(args: PlaygroundArgs) -> Result<()> {
     let cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let metrics = Arc::new(Metrics::new());
-    let ready = Readiness::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task =
-        serve_admin(args.admin_listen, metrics.clone(), ready.clone(), stop_rx).await?;
-
+    let admin = AdminPort::start(args.admin_listen).await?;
     let store = SqliteStore::open(&args.data_dir.join("metadata.db")).await?;
     let service =
-        MetadataService::start(Arc::new(store), clock(), stats_hook(metrics.clone())).await?;
-    let url = ObjectStoreUrl::File(args.data_dir.join("objects"));
-    let (store, prefix) = url.build(None)?;
-    let objects = Objects::new(store, prefix, metrics.clone());
+        MetadataService::start(Arc::new(store), clock(), stats_hook(admin.metrics.clone())).await?;
+    let (store, prefix) = ObjectStoreUrl::File(args.data_dir.join("objects")).build(None)?;
+    let objects = Objects::new(store, prefix, admin.metrics.clone());
     let agent = Agent::start(
         cfg,
         AgentDeps {
             metadata: service.clone() as Arc<dyn Metadata>,
             objects,
-            metrics: metrics.clone(),
+            metrics: admin.metrics.clone(),
         },
     )
     .await?;
-    ready.set(true);
     info!(kafka = %agent.local_addr(), admin = %args.admin_listen, data_dir = %args.data_dir.display(), "playground ready");
-    shutdown_signal().await;
-    ready.set(false);
+    admin.serve_until_signal().await;
     agent.shutdown().await;
-    let _ = stop_tx.send(true);
-    let _ = admin_task.await;
+    admin.stop().await;
     Ok(())
 }
 
 async fn metadata(args: MetadataArgs) -> Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    let ready = Readiness::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task = serve_admin(
-        args.admin_listen,
-        metrics.clone(),
-        ready.clone(),
-        stop_rx.clone(),
-    )
-    .await?;
+    let admin = AdminPort::start(args.admin_listen).await?;
     let store = open_store(&args.database_url).await?;
-    let service = MetadataService::start(store, clock(), stats_hook(metrics.clone())).await?;
-    let mut api_stop = stop_rx;
+    let service = MetadataService::start(store, clock(), stats_hook(admin.metrics.clone())).await?;
     let api = admin::serve(
         args.listen,
         floe_metadata::http::router(service),
-        async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        },
+        admin.stopped(),
     )
     .await
     .with_context(|| format!("binding {}", args.listen))?;
-    ready.set(true);
     info!(listen = %args.listen, "metadata service ready");
-    shutdown_signal().await;
-    ready.set(false);
-    let _ = stop_tx.send(true);
+    admin.serve_until_signal().await;
+    admin.stop().await;
     let _ = api.await;
-    let _ = admin_task.await;
     Ok(())
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
     let cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
-    let metrics = Arc::new(Metrics::new());
-    let ready = Readiness::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task =
-        serve_admin(args.admin_listen, metrics.clone(), ready.clone(), stop_rx).await?;
-    let url = ObjectStoreUrl::parse(&args.object_store)?;
-    let (store, prefix) = url.build(args.s3_endpoint.as_deref())?;
-    let objects = Objects::new(store, prefix, metrics.clone());
+    let admin = AdminPort::start(args.admin_listen).await?;
+    let (store, prefix) =
+        ObjectStoreUrl::parse(&args.object_store)?.build(args.s3_endpoint.as_deref())?;
+    let objects = Objects::new(store, prefix, admin.metrics.clone());
     let client = HttpMetadataClient::new(&args.metadata_url)?;
     let agent = Agent::start(
         cfg,
         AgentDeps {
             metadata: Arc::new(client),
             objects,
-            metrics: metrics.clone(),
+            metrics: admin.metrics.clone(),
         },
     )
     .await?;
-    ready.set(true);
-    shutdown_signal().await;
-    ready.set(false);
+    admin.serve_until_signal().await;
     agent.shutdown().await;
-    let _ = stop_tx.send(true);
-    let _ = admin_task.await;
+    admin.stop().await;
     Ok(())
 }
 
 async fn compactor(args: CompactorArgs) -> Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    let ready = Readiness::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task =
-        serve_admin(args.admin_listen, metrics.clone(), ready.clone(), stop_rx).await?;
+    let admin = AdminPort::start(args.admin_listen).await?;
     // Validate the wiring now so a misconfigured compactor fails at start, not later.
-    let url = ObjectStoreUrl::parse(&args.object_store)?;
-    let _ = url.build(args.s3_endpoint.as_deref())?;
-    let client = HttpMetadataClient::new(&args.metadata_url)?;
-    client
+    ObjectStoreUrl::parse(&args.object_store)?.build(args.s3_endpoint.as_deref())?;
+    HttpMetadataClient::new(&args.metadata_url)?
         .cluster_id()
         .await
         .context("reaching the metadata service")?;
     floe_compactor::announce();
-    ready.set(true);
-    shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    let _ = admin_task.await;
+    admin.serve_until_signal().await;
+    admin.stop().await;
     Ok(())
 }
 

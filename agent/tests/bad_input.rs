@@ -12,7 +12,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use support::batches::{self, fetched_values};
-use support::client::{fetch, fetch_partition, produce, produce_partition, records, Client, FETCH_V, PRODUCE_V};
+use support::client::{
+    fetch, fetch_partition, produce, produce_partition, records, Client, FETCH_V, PRODUCE_V,
+};
 use support::harness::{config, Stack};
 
 const T0: i64 = 1_700_000_000_000;
@@ -34,7 +36,10 @@ async fn assert_served(stack: &Stack) {
     let mut c = stack.client().await;
     let v = c.api_versions().await;
     assert_eq!(v.error_code, 0);
-    assert!(v.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+    assert!(v
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Produce as i16));
 }
 
 async fn assert_closes_connection(stack: &Stack, bytes: &[u8]) {
@@ -114,7 +119,10 @@ async fn api_versions_with_unknown_version() {
     assert_eq!(header.correlation_id, 7);
     let resp = ApiVersionsResponse::decode(&mut body, 0).expect("v0 ApiVersions body");
     assert_eq!(resp.error_code, UNSUPPORTED_VERSION);
-    assert_eq!(UNSUPPORTED_VERSION, ResponseError::UnsupportedVersion.code());
+    assert_eq!(
+        UNSUPPORTED_VERSION,
+        ResponseError::UnsupportedVersion.code()
+    );
     let api = resp
         .api_keys
         .iter()
@@ -148,7 +156,8 @@ fn corrupt(batch: &Bytes) -> Bytes {
 async fn bad_batches_are_refused_and_invisible() {
     let stack = Stack::local(config(1)).await;
     let mut c = stack.client().await;
-    c.create_topic("bad", 2, &[("max.message.bytes", "1024")]).await;
+    c.create_topic("bad", 2, &[("max.message.bytes", "1024")])
+        .await;
     let r = c.produce_one("bad", 0, batches::single(T0, "good-0")).await;
     assert_eq!((r.error_code, r.base_offset), (0, 0));
 
@@ -158,7 +167,11 @@ async fn bad_batches_are_refused_and_invisible() {
         .await;
     assert_eq!(r.error_code, CORRUPT_MESSAGE, "{:?}", r.error_message);
     assert_eq!(r.base_offset, -1);
-    assert_eq!(c.high_watermark("bad", 0).await, 1, "nothing became visible");
+    assert_eq!(
+        c.high_watermark("bad", 0).await,
+        1,
+        "nothing became visible"
+    );
 
     // Truncated records.
     let whole = batches::batch(T0 + 2, &batches::values("trunc", 3), Compression::None);
@@ -174,7 +187,11 @@ async fn bad_batches_are_refused_and_invisible() {
     // Empty records.
     let r = c.produce_one("bad", 0, Bytes::new()).await;
     assert_ne!(r.error_code, 0, "empty records are refused");
-    assert_eq!(c.high_watermark("bad", 0).await, 1, "nothing became visible");
+    assert_eq!(
+        c.high_watermark("bad", 0).await,
+        1,
+        "nothing became visible"
+    );
 
     // Larger than the topic's max.message.bytes (1024).
     let big = batches::batch(T0 + 3, &["x".repeat(2_000)], Compression::None);
@@ -188,9 +205,13 @@ async fn bad_batches_are_refused_and_invisible() {
     assert_eq!((r.error_code, r.base_offset), (0, 1));
 
     // Unknown partition.
-    let r = c.produce_one("bad", 7, batches::single(T0, "nowhere")).await;
+    let r = c
+        .produce_one("bad", 7, batches::single(T0, "nowhere"))
+        .await;
     assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
-    let r = c.produce_one("bad", -1, batches::single(T0, "nowhere")).await;
+    let r = c
+        .produce_one("bad", -1, batches::single(T0, "nowhere"))
+        .await;
     assert_eq!(r.error_code, UNKNOWN_TOPIC_OR_PARTITION);
     let pd = c.fetch_one("bad", 7, 0, 1 << 20).await;
     assert_eq!(pd.error_code, UNKNOWN_TOPIC_OR_PARTITION);
@@ -210,7 +231,10 @@ async fn bad_batches_are_refused_and_invisible() {
         .await;
     let p0 = produce_partition(&resp, "bad", 0);
     assert_eq!((p0.error_code, p0.base_offset), (0, 2));
-    assert_eq!(produce_partition(&resp, "bad", 1).error_code, CORRUPT_MESSAGE);
+    assert_eq!(
+        produce_partition(&resp, "bad", 1).error_code,
+        CORRUPT_MESSAGE
+    );
 
     // Exactly the good batches are visible, at contiguous offsets.
     let resp = c
@@ -296,7 +320,9 @@ async fn auto_create_happens_exactly_once() {
     assert_eq!(topics.len(), 1, "only auto-topic exists: {topics:?}");
 
     // A produce to an unknown topic auto-creates it too (Kafka does the same).
-    let r = c.produce_one("auto-by-produce", 2, batches::single(T0, "v")).await;
+    let r = c
+        .produce_one("auto-by-produce", 2, batches::single(T0, "v"))
+        .await;
     assert_eq!((r.error_code, r.base_offset), (0, 0));
     stack.agent.shutdown().await;
 }

@@ -54,11 +54,18 @@ async fn two_agents_share_topics_and_data() {
 
     // B waits; A produces; B's long poll returns A's data.
     let waiting = cb
-        .send(&fetch("shared", &[(1, 0, 1 << 20)], 10_000, 1, i32::MAX), FETCH_V)
+        .send(
+            &fetch("shared", &[(1, 0, 1 << 20)], 10_000, 1, i32::MAX),
+            FETCH_V,
+        )
         .await;
     let values = batches::values("from-a", 3);
     let r = ca
-        .produce_one("shared", 1, batches::batch(T0, &values, Compression::Snappy))
+        .produce_one(
+            "shared",
+            1,
+            batches::batch(T0, &values, Compression::Snappy),
+        )
         .await;
     assert_eq!((r.error_code, r.base_offset), (0, 0));
     let resp = cb.recv(waiting).await;
@@ -69,7 +76,10 @@ async fn two_agents_share_topics_and_data() {
 
     // And the other way round, continuing the same partition's offsets.
     let waiting = ca
-        .send(&fetch("shared", &[(1, 3, 1 << 20)], 10_000, 1, i32::MAX), FETCH_V)
+        .send(
+            &fetch("shared", &[(1, 3, 1 << 20)], 10_000, 1, i32::MAX),
+            FETCH_V,
+        )
         .await;
     let r = cb
         .produce_one("shared", 1, batches::single(T0 + 1_000, "from-b"))
@@ -116,7 +126,10 @@ async fn long_poll_wakes_on_produce() {
 
     let started = Instant::now();
     let waiting = consumer
-        .send(&fetch("poll", &[(0, 0, 1 << 20)], 10_000, 1, i32::MAX), FETCH_V)
+        .send(
+            &fetch("poll", &[(0, 0, 1 << 20)], 10_000, 1, i32::MAX),
+            FETCH_V,
+        )
         .await;
     // Give the fetch a moment to start waiting; the assertions hold either way.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -137,7 +150,10 @@ async fn long_poll_wakes_on_produce() {
 
     // With nothing new, a short long poll answers empty at its deadline.
     let resp = consumer
-        .call(&fetch("poll", &[(0, 1, 1 << 20)], 200, 1, i32::MAX), FETCH_V)
+        .call(
+            &fetch("poll", &[(0, 1, 1 << 20)], 200, 1, i32::MAX),
+            FETCH_V,
+        )
         .await;
     let pd = fetch_partition(&resp, "poll", 0);
     assert_eq!(pd.error_code, 0);

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use floe_format::batch::Compression;
 use support::batches::{self, decode_fetched, FetchedBatch};
 use support::client::{
-    fetch, fetch_by_id, fetch_partition, produce, produce_partition, records, Client,
-    EARLIEST, FETCH_BY_ID_V, FETCH_V, LATEST, PRODUCE_V,
+    fetch, fetch_by_id, fetch_partition, produce, produce_partition, records, Client, EARLIEST,
+    FETCH_BY_ID_V, FETCH_V, LATEST, PRODUCE_V,
 };
 use support::harness::{config, Backend, Stack};
 
@@ -78,7 +78,11 @@ async fn produce_pipelined(c: &mut Client) -> Log {
         let resp = c.recv(p).await;
         for (partition, base) in expected {
             let r = produce_partition(&resp, TOPIC, partition);
-            assert_eq!(r.error_code, 0, "produce {partition}: {:?}", r.error_message);
+            assert_eq!(
+                r.error_code, 0,
+                "produce {partition}: {:?}",
+                r.error_message
+            );
             assert_eq!(r.base_offset, base, "base offset of partition {partition}");
             assert_eq!(r.log_start_offset, 0);
         }
@@ -104,7 +108,9 @@ fn assert_batches(fetched: &[FetchedBatch], sent: &[Sent]) {
             .collect();
         assert_eq!(values, s.values);
         let offsets: Vec<i64> = f.records.iter().map(|r| r.offset).collect();
-        let want: Vec<i64> = (0..s.values.len() as i64).map(|k| s.base_offset + k).collect();
+        let want: Vec<i64> = (0..s.values.len() as i64)
+            .map(|k| s.base_offset + k)
+            .collect();
         assert_eq!(offsets, want);
         let timestamps: Vec<i64> = f.records.iter().map(|r| r.timestamp).collect();
         assert_eq!(timestamps, s.timestamps);
@@ -198,7 +204,10 @@ async fn roundtrip(backend: Backend) {
     );
     let p1 = fetch_partition(&resp, TOPIC, 1);
     assert_eq!(p1.error_code, 0);
-    assert!(records(p1).is_empty(), "budget spent: nothing from partition 1");
+    assert!(
+        records(p1).is_empty(),
+        "budget spent: nothing from partition 1"
+    );
     assert_eq!(p1.high_watermark, total(&log, 1));
     let all0: i32 = p0.iter().map(batch_len).sum();
     let first1 = batch_len(&log[&1][0]);
@@ -214,7 +223,10 @@ async fn roundtrip(backend: Backend) {
             FETCH_V,
         )
         .await;
-    assert_batches(&decode_fetched(&records(fetch_partition(&resp, TOPIC, 0))), p0);
+    assert_batches(
+        &decode_fetched(&records(fetch_partition(&resp, TOPIC, 0))),
+        p0,
+    );
     assert_batches(
         &decode_fetched(&records(fetch_partition(&resp, TOPIC, 1))),
         &log[&1][..1],
@@ -243,7 +255,11 @@ async fn roundtrip(backend: Backend) {
             .collect();
         for &(offset, ts) in recs.iter().skip(1).step_by(3) {
             let r = c.list_offset(TOPIC, p, ts).await;
-            assert_eq!((r.offset, r.timestamp), (offset, ts), "exact timestamp {ts}");
+            assert_eq!(
+                (r.offset, r.timestamp),
+                (offset, ts),
+                "exact timestamp {ts}"
+            );
             // Between two records: the next one.
             let r = c.list_offset(TOPIC, p, ts + 1).await;
             let want = recs.iter().find(|(_, t)| *t > ts).copied();
@@ -256,7 +272,11 @@ async fn roundtrip(backend: Backend) {
         let r = c.list_offset(TOPIC, p, last_ts + 1).await;
         assert_eq!((r.offset, r.timestamp), (-1, -1), "past the last timestamp");
         let r = c.list_offset(TOPIC, p, 0).await;
-        assert_eq!((r.offset, r.timestamp), (0, recs[0].1), "timestamp 0: first record");
+        assert_eq!(
+            (r.offset, r.timestamp),
+            (0, recs[0].1),
+            "timestamp 0: first record"
+        );
     }
 
     // Restart over the same metadata and objects: identical answers, and offsets go on.

@@ -117,8 +117,9 @@ impl Client {
                 pending.correlation_id
             )
         });
-        let header = ResponseHeader::decode(&mut frame, key.response_header_version(pending.version))
-            .expect("decoding response header");
+        let header =
+            ResponseHeader::decode(&mut frame, key.response_header_version(pending.version))
+                .expect("decoding response header");
         assert_eq!(
             header.correlation_id, pending.correlation_id,
             "responses must come back in request order"
@@ -190,7 +191,11 @@ impl Client {
     ) -> Uuid {
         let resp = self.create_topics(name, partitions, configs).await;
         let t = &resp.topics[0];
-        assert_eq!(t.error_code, 0, "create topic {name}: {:?}", t.error_message);
+        assert_eq!(
+            t.error_code, 0,
+            "create topic {name}: {:?}",
+            t.error_message
+        );
         assert!(!t.topic_id.is_nil());
         t.topic_id
     }
@@ -221,7 +226,11 @@ impl Client {
     }
 
     /// Metadata for `topics` (None: all topics).
-    pub async fn metadata(&mut self, topics: Option<&[&str]>, allow_create: bool) -> MetadataResponse {
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[&str]>,
+        allow_create: bool,
+    ) -> MetadataResponse {
         let req = MetadataRequest::default()
             .with_topics(topics.map(|ts| {
                 ts.iter()
@@ -253,7 +262,13 @@ impl Client {
         offset: i64,
         partition_max_bytes: i32,
     ) -> PartitionData {
-        let req = fetch(topic, &[(partition, offset, partition_max_bytes)], 0, 0, i32::MAX);
+        let req = fetch(
+            topic,
+            &[(partition, offset, partition_max_bytes)],
+            0,
+            0,
+            i32::MAX,
+        );
         let resp = self.call(&req, FETCH_V).await;
         fetch_partition(&resp, topic, partition).clone()
     }
@@ -271,7 +286,10 @@ impl Client {
         assert_eq!(resp.topics.len(), 1);
         assert_eq!(resp.topics[0].partitions.len(), 1);
         let p = resp.topics[0].partitions[0].clone();
-        assert_eq!(p.error_code, 0, "list offsets {topic}/{partition} {timestamp}");
+        assert_eq!(
+            p.error_code, 0,
+            "list offsets {topic}/{partition} {timestamp}"
+        );
         p
     }
 
@@ -369,7 +387,11 @@ pub fn produce_partition<'a>(
 }
 
 /// The answer for one partition of a Fetch response (by name or, v13+, the only topic).
-pub fn fetch_partition<'a>(resp: &'a FetchResponse, topic: &str, partition: i32) -> &'a PartitionData {
+pub fn fetch_partition<'a>(
+    resp: &'a FetchResponse,
+    topic: &str,
+    partition: i32,
+) -> &'a PartitionData {
     assert_eq!(resp.error_code, 0, "fetch error");
     resp.responses
         .iter()

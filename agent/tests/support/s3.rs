@@ -30,8 +30,8 @@ pub fn target() -> S3Target {
 
 /// A store over the S3 server under `prefix`, built the way the roles build it.
 pub fn store(target: &S3Target, prefix: &str) -> (Arc<dyn ObjectStore>, Path) {
-    let url = ObjectStoreUrl::parse(&format!("s3://{}/{prefix}", target.bucket))
-        .expect("valid s3 url");
+    let url =
+        ObjectStoreUrl::parse(&format!("s3://{}/{prefix}", target.bucket)).expect("valid s3 url");
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         return url
             .build(Some(&target.endpoint))

@@ -46,7 +46,7 @@ struct Topics {
 
 /// Minimum spacing of refreshes triggered by unknown topic names, so that a client asking
 /// for nonexistent topics in a loop cannot turn into a metadata-service storm.
-const MISS_REFRESH_SPACING: Duration = Duration::from_millis(200);
+const MISS_REFRESH_SPACING: Duration = Duration::from_millis(20);
 
 /// Topics and watermarks, shared by every connection of the agent.
 pub struct Catalog {
@@ -74,9 +74,10 @@ impl Catalog {
 
     /// Reloads every topic from the metadata service.
     pub async fn refresh(&self) -> Result<(), MetadataError> {
+        let started = Instant::now();
         let list = self.metadata.list_topics().await?;
         self.install(list);
-        *self.last_refresh.lock().await = Some(Instant::now());
+        *self.last_refresh.lock().await = Some(started);
         Ok(())
     }
 
@@ -154,14 +155,18 @@ impl Catalog {
     }
 
     async fn refresh_on_miss(&self) {
+        let asked = Instant::now();
         let mut last = self.last_refresh.lock().await;
-        if last.is_some_and(|t| t.elapsed() < MISS_REFRESH_SPACING) {
+        // Misses that queued behind a refresh that started after they asked are answered by
+        // it; the spacing bounds the load a client looping on unknown names can cause.
+        if last.is_some_and(|t| t >= asked || t.elapsed() < MISS_REFRESH_SPACING) {
             return;
         }
+        let started = Instant::now();
         match self.metadata.list_topics().await {
             Ok(list) => {
                 self.install(list);
-                *last = Some(Instant::now());
+                *last = Some(started);
             }
             Err(e) => debug!(error = %e, "topic refresh failed"),
         }

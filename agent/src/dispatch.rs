@@ -30,7 +30,7 @@ use crate::produce::Batcher;
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 17),
-    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::ListOffsets, 1, 6),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
@@ -70,6 +70,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Cluster id.
     pub cluster_id: String,
+    /// Flips to true when the agent shuts down (long polls return early).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Ctx {

@@ -1,5 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1), earliest-local (-4, the same here: Floe has no
-//! tiered split) and exact lookup by timestamp, which finds the first index entry whose
+//! ListOffsets (up to v6, so clients do not ask for max-timestamp, -3, which needs a scan of
+//! the whole index): earliest (-2), latest (-1), earliest-local (-4, the same here: Floe has
+//! no tiered split) and exact lookup by timestamp, which finds the first index entry whose
 //! max timestamp reaches the target and then the first record inside it that does.
 
 use floe_format::batch::scan_batches;

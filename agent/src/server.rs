@@ -82,6 +82,7 @@ impl Agent {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let feed = catalog.spawn_feed(shutdown_rx.clone());
         let ctx = Arc::new(Ctx {
+            shutdown: shutdown_rx.clone(),
             config,
             metadata: deps.metadata,
             catalog,
@@ -115,7 +116,18 @@ impl Agent {
         info!("agent shutting down: no new connections");
         let _ = self.shutdown_tx.send(true);
         if let Ok(mut conns) = self.accept.await {
-            let drain = async { while conns.join_next().await.is_some() {} };
+            // Connections finish what they already sent; sealing often meanwhile means their
+            // produce requests are answered in one upload + commit, not after the flush timer.
+            let batcher = self.ctx.batcher.clone();
+            let drain = async {
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                loop {
+                    tokio::select! {
+                        next = conns.join_next() => if next.is_none() { break },
+                        _ = tick.tick() => batcher.flush().await,
+                    }
+                }
+            };
             if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
                 warn!("connections did not drain in time");
             }

@@ -326,3 +326,49 @@ async fn auto_create_happens_exactly_once() {
     assert_eq!((r.error_code, r.base_offset), (0, 0));
     stack.agent.shutdown().await;
 }
+
+/// Kafka's LogValidator refuses v2 batches whose offset range disagrees with their record
+/// count (`lastOffsetDelta + 1 != recordsCount`), or that hold no record, with
+/// INVALID_RECORD (87). Here such batches would burn offsets no record holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+
+async fn batch_with_inconsistent_record_count_is_refused() {
+    use floe_format::records::{encode_batch, BatchSpec, Record};
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("counts", 1, &[]).await;
+    let record = |delta: i32| Record {
+        offset_delta: delta,
+        timestamp_delta: 0,
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Vec::new(),
+    };
+    let spec = BatchSpec {
+        base_timestamp: T0,
+        max_timestamp: T0,
+        ..BatchSpec::default()
+    };
+    // Two records claiming offsets 0..=9.
+    let gappy = encode_batch(&spec, &[record(0), record(9)], Compression::None).expect("batch");
+    let r = c.produce_one("counts", 0, gappy).await;
+    assert_eq!(
+        r.error_code,
+        ResponseError::InvalidRecord.code(),
+        "gappy batch"
+    );
+    // No record at all.
+    let empty = encode_batch(&spec, &[], Compression::None).expect("batch");
+    let r = c.produce_one("counts", 0, empty).await;
+    assert_eq!(
+        r.error_code,
+        ResponseError::InvalidRecord.code(),
+        "empty batch"
+    );
+    assert_eq!(
+        c.high_watermark("counts", 0).await,
+        0,
+        "no offsets consumed"
+    );
+    stack.agent.shutdown().await;
+}

@@ -10,12 +10,25 @@ use std::time::Duration;
 use floe_common::Metrics;
 use floe_format::batch::Compression;
 use floe_metadata::Metadata;
+use kafka_protocol::messages::MetadataResponse;
 use support::batches::{self, fetched_values};
 use support::client::{fetch, fetch_partition, produce, records, Client, FETCH_V, PRODUCE_V};
 use support::harness::{config, start_agent, wait_until, Backend, Stack};
 use tokio::time::Instant;
 
 const T0: i64 = 1_700_000_000_000;
+
+/// Metadata for `topic` (without creating it) once the agent knows it.
+async fn wait_for_topic(c: &mut Client, topic: &str) -> MetadataResponse {
+    let deadline = Instant::now() + support::client::IO_TIMEOUT;
+    loop {
+        let md = c.metadata(Some(&[topic]), false).await;
+        if md.topics[0].error_code == 0 || Instant::now() > deadline {
+            return md;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// Produce through agent 1, fetch through agent 2 (and back): agent 2 learns topics and
 /// watermarks through the change feed, and reads the objects agent 1 wrote.
@@ -43,7 +56,9 @@ async fn two_agents_share_topics_and_data() {
     let mut cb = Client::connect(b.local_addr()).await;
 
     let topic_id = ca.create_topic("shared", 2, &[]).await;
-    let md = cb.metadata(Some(&["shared"]), false).await;
+    // B learns of the topic through the change feed, a moment later (as a Kafka broker
+    // learns from the controller); until then it answers UNKNOWN_TOPIC_OR_PARTITION.
+    let md = wait_for_topic(&mut cb, "shared").await;
     assert_eq!(md.topics.len(), 1);
     let t = &md.topics[0];
     assert_eq!(t.error_code, 0, "topic created on A is visible on B");
@@ -99,7 +114,7 @@ async fn two_agents_share_topics_and_data() {
     // A topic auto-created through B exists once, and A sees it.
     let md = cb.metadata(Some(&["made-on-b"]), true).await;
     assert_eq!(md.topics[0].error_code, 0);
-    let md_a = ca.metadata(Some(&["made-on-b"]), false).await;
+    let md_a = wait_for_topic(&mut ca, "made-on-b").await;
     assert_eq!(md_a.topics[0].error_code, 0);
     assert_eq!(md_a.topics[0].topic_id, md.topics[0].topic_id);
     let n = metadata
@@ -220,4 +235,31 @@ async fn graceful_shutdown_commits_and_answers_buffered_produce() {
     assert_eq!(pd.high_watermark, 1);
     assert_eq!(fetched_values(&records(&pd)), vec!["buffered".to_string()]);
     stack.agent.shutdown().await;
+}
+
+/// Shutdown while a consumer's long poll is waiting: the fetch is answered (empty, no
+/// error) and the connection closed; shutdown does not hang on it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_a_waiting_long_poll() {
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("idle", 1, &[]).await;
+    let waiting = c
+        .send(
+            &fetch("idle", &[(0, 0, 1 << 20)], 3_000, 1, i32::MAX),
+            FETCH_V,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    stack.agent.shutdown().await;
+    eprintln!(
+        "shutdown with a waiting 3 s long poll took {:?}",
+        started.elapsed()
+    );
+    let resp = c.recv(waiting).await;
+    let pd = fetch_partition(&resp, "idle", 0);
+    assert_eq!(pd.error_code, 0);
+    assert!(records(pd).is_empty());
+    c.expect_closed().await;
 }

@@ -354,3 +354,78 @@ async fn concurrent_producers_get_distinct_contiguous_offsets() {
     assert_eq!(got, acked);
     stack.agent.shutdown().await;
 }
+
+/// acks=0 produces get no response, yet go through the same durable path: the next
+/// request's answer is the next frame, and the records are fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_is_not_answered_but_is_stored() {
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("fire-and-forget", 1, &[]).await;
+    let mut req = produce("fire-and-forget", vec![(0, batches::single(T0, "quiet"))]);
+    req.acks = 0;
+    let _unanswered = c.send(&req, PRODUCE_V).await;
+    // A long poll on the same connection: its answer is the next frame on the wire.
+    let resp = c
+        .call(
+            &fetch("fire-and-forget", &[(0, 0, 1 << 20)], 10_000, 1, i32::MAX),
+            FETCH_V,
+        )
+        .await;
+    let pd = fetch_partition(&resp, "fire-and-forget", 0);
+    assert_eq!(pd.high_watermark, 1);
+    assert_eq!(batches::fetched_values(&records(pd)), ["quiet"]);
+    stack.agent.shutdown().await;
+}
+
+/// Far more pipelined requests than max_inflight_requests_per_connection: the agent stops
+/// reading while the window is full and still answers all of them, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_pipeline_beyond_the_inflight_limit() {
+    let cfg = floe_agent::AgentConfig {
+        max_inflight_requests_per_connection: 2,
+        ..config(1)
+    };
+    let stack = Stack::local(cfg).await;
+    let mut c = stack.client().await;
+    c.create_topic("deep", 1, &[]).await;
+    let mut pending = Vec::new();
+    for i in 0..40 {
+        let req = produce("deep", vec![(0, batches::single(T0 + i, &format!("d{i}")))]);
+        pending.push(c.send(&req, PRODUCE_V).await);
+    }
+    for (i, p) in pending.into_iter().enumerate() {
+        let resp = c.recv(p).await;
+        let r = produce_partition(&resp, "deep", 0);
+        assert_eq!((r.error_code, r.base_offset), (0, i as i64));
+    }
+    stack.agent.shutdown().await;
+}
+
+/// Kafka treats max_bytes as a soft limit: with 0 only the first batch of the first
+/// non-empty partition comes back (ReplicaManager.readFromLog with minOneMessage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+
+async fn fetch_max_bytes_zero_returns_one_batch() {
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("zero", 2, &[]).await;
+    for p in [0, 1] {
+        for i in 0..3 {
+            let r = c.produce_one("zero", p, batches::single(T0 + i, "v")).await;
+            assert_eq!(r.error_code, 0);
+        }
+    }
+    let resp = c
+        .call(
+            &fetch("zero", &[(0, 0, 1 << 20), (1, 0, 1 << 20)], 0, 0, 0),
+            FETCH_V,
+        )
+        .await;
+    assert_eq!(
+        decode_fetched(&records(fetch_partition(&resp, "zero", 0))).len(),
+        1
+    );
+    assert!(records(fetch_partition(&resp, "zero", 1)).is_empty());
+    stack.agent.shutdown().await;
+}

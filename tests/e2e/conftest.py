@@ -83,6 +83,10 @@ class FloeProcess:
         self.proc = subprocess.Popen([FLOE_BIN, *self.args], stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         log.close()
+        pidfile = os.environ.get("FLOE_E2E_PIDFILE")
+        if pidfile:  # lets tests/run kill leftovers by PID if pytest itself dies
+            with open(pidfile, "a") as f:
+                f.write(f"{self.proc.pid}\n")
         if wait:
             self.wait_ready()
         return self

@@ -1,11 +1,11 @@
 """The distributed shape: `floe metadata` on PostgreSQL, `floe agent`s on S3 (moto)."""
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from conftest import http_get
 from kafka_util import (CODECS, admin, assert_same, consume_all, create_topic, make_records,
-                        produce_all, wait_for_topic)
+                        produce_all, producer, wait_for_topic)
 
 N = 10_000
 
@@ -24,15 +24,33 @@ def test_codec_roundtrip_and_agent_restart(cluster, codec):
 
 
 def test_metadata_restart_keeps_topics_and_offsets(cluster):
-    create_topic(cluster.bootstrap, "md-restart", partitions=2)
-    produced = produce_all(cluster.bootstrap, "md-restart", make_records(1000, "a"))
+    """The metadata service restarts under a running agent: nothing is lost, and the same
+    agent keeps serving (offsets continue) without being restarted itself."""
+    bs = cluster.bootstrap
+    create_topic(bs, "md-restart", partitions=2)
+    produced = produce_all(bs, "md-restart", make_records(1000, "a"))
     rc = cluster.metadata.stop()
     assert rc == 0, f"metadata exit code after SIGTERM: {rc}"
     cluster.metadata.start()
-    cluster.agents[0].restart()
-    wait_for_topic(cluster.bootstrap, "md-restart", 2)
+    assert cluster.agents[0].process.running(), "agent exited when the metadata service restarted"
     expected = {p: len(v) for p, v in produced.items()}
-    assert_same(produced, consume_all(cluster.bootstrap, "md-restart", expected))
+    assert_same(produced, consume_all(bs, "md-restart", expected))
+
+    more = make_records(100, "b")
+    p = producer(bs)
+    offs = []
+    for k, v in more:
+        p.produce("md-restart", key=k, value=v, partition=0,
+                  on_delivery=lambda err, m: offs.append((err, m.offset())))
+    assert p.flush(60) == 0
+    assert all(err is None for err, _ in offs), offs[:3]
+    n0 = expected[0]
+    assert sorted(o for _, o in offs) == list(range(n0, n0 + 100))
+
+    cluster.agents[0].restart()
+    wait_for_topic(bs, "md-restart", 2)
+    got = consume_all(bs, "md-restart", {0: n0 + 100, 1: expected[1]})
+    assert [v for _, _, v in got[0]] == [v for _, _, v in produced[0]] + [v for _, v in more]
 
 
 def test_agent_kill9_loses_nothing_acknowledged(cluster):
@@ -71,7 +89,6 @@ def test_two_agents_interleaved_writes_to_one_partition(cluster_factory):
     a, b = c.agents
     create_topic(a.bootstrap, "shared", partitions=1)
     wait_for_topic(b.bootstrap, "shared", 1)
-    from kafka_util import producer
     results = []
     pa, pb = producer(a.bootstrap), producer(b.bootstrap)
     for i in range(400):
@@ -118,7 +135,6 @@ def test_topic_visible_to_late_agent(cluster):
     # a consumer that only knows the late agent can read the watermarks
     cons = Consumer({"bootstrap.servers": late.bootstrap, "group.id": "late"})
     try:
-        from confluent_kafka import TopicPartition
         for p, v in produced.items():
             assert cons.get_watermark_offsets(TopicPartition("early", p), timeout=20,
                                               cached=False) == (0, len(v))

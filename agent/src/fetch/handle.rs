@@ -48,10 +48,13 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
             ctx.metrics.fetch_bytes.inc_by(bytes as u64);
             return resp;
         }
-        if tokio::time::timeout(deadline - now, changes.changed())
-            .await
-            .is_err()
-        {
+        let mut shutdown = ctx.shutdown.clone();
+        let woken = tokio::select! {
+            r = tokio::time::timeout(deadline - now, changes.changed()) => r.is_ok(),
+            // Shutting down: answer with what is there instead of holding the drain.
+            _ = shutdown.wait_for(|s| *s) => false,
+        };
+        if !woken {
             // Deadline: answer with whatever is there (re-read: a change may have raced).
             let (resp, bytes, _) = gather(ctx, &req, version).await;
             ctx.metrics.fetch_bytes.inc_by(bytes as u64);
@@ -64,11 +67,9 @@ async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, 
     let read_committed = req.isolation_level == 1;
     let mut total = 0usize;
     let mut any_error = false;
-    let max_bytes = if req.max_bytes <= 0 {
-        i32::MAX as usize
-    } else {
-        req.max_bytes as usize
-    };
+    // A soft limit: at most this much, except the first batch of the response (KIP-74), so
+    // 0 means "one batch".
+    let max_bytes = req.max_bytes.max(0) as usize;
     let mut responses = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let topic = if version >= 13 {

@@ -72,6 +72,8 @@ enum Cmd {
         reply: oneshot::Sender<AppendReply>,
         permit: OwnedSemaphorePermit,
     },
+    /// Seal the open object now (shutdown drains without waiting for the timer).
+    Flush,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -145,6 +147,11 @@ impl Batcher {
         Ok(rx)
     }
 
+    /// Seals the open object now instead of at its deadline.
+    pub async fn flush(&self) {
+        let _ = self.tx.send(Cmd::Flush).await;
+    }
+
     /// Seals what is buffered, waits until every sealed object is committed and answered,
     /// and stops the batcher.
     pub async fn shutdown(&self) {
@@ -208,6 +215,11 @@ async fn run(
                     if let Some(o) = open.take() {
                         seal(o, &sealed_tx).await;
                     }
+                }
+            }
+            Some(Cmd::Flush) => {
+                if let Some(o) = open.take() {
+                    seal(o, &sealed_tx).await;
                 }
             }
             Some(Cmd::Shutdown(done)) => {

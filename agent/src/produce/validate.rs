@@ -42,6 +42,19 @@ pub fn validate_records(
                 ),
             ));
         }
+        // Kafka's log validator: a batch holds at least one record and its offsets are
+        // exactly its records (deltas 0..n-1), or offsets would be assigned to nothing.
+        if b.header.records_count <= 0
+            || i64::from(b.header.records_count) != b.header.offset_count()
+        {
+            return Err((
+                ResponseError::InvalidRecord,
+                format!(
+                    "record batch has {} records but last_offset_delta {}",
+                    b.header.records_count, b.header.last_offset_delta
+                ),
+            ));
+        }
         if b.header.is_control() {
             // Only transaction coordinators write control batches.
             return Err((

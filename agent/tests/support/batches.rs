@@ -96,12 +96,3 @@ pub fn fetched_values(records: &Bytes) -> Vec<String> {
         .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
         .collect()
 }
-
-/// Records of a batch as sent (placeholder base offset 0), for comparison.
-pub fn record_count(batch: &Bytes) -> i64 {
-    scan_batches(batch)
-        .expect("a whole batch")
-        .iter()
-        .map(|b| b.header.offset_count())
-        .sum()
-}

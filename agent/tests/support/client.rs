@@ -35,7 +35,7 @@ pub const FETCH_V: i16 = 12;
 /// Fetch by topic id (the newest the agent serves).
 pub const FETCH_BY_ID_V: i16 = 17;
 /// ListOffsets.
-pub const LIST_OFFSETS_V: i16 = 7;
+pub const LIST_OFFSETS_V: i16 = 6;
 /// Metadata.
 pub const METADATA_V: i16 = 12;
 /// CreateTopics.

@@ -81,7 +81,7 @@ m=$!
 while kill -0 "$2" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 1; done
 kill "$m" 2>/dev/null
 "#;
-    Command::new("sh")
+    let mut watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg(&moto)
@@ -92,14 +92,15 @@ kill "$m" 2>/dev/null
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", moto.display()));
+    // Reap the watchdog if it ends early (moto died), so it leaves no zombie.
+    std::thread::spawn(move || watchdog.wait());
     let bucket = "floe-agent-tests".to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match http_put(port, &format!("/{bucket}")) {
             Ok(status) if status.contains(" 200") => break,
             Ok(status) => panic!("creating bucket {bucket} on moto: {status}"),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
+            Err(_) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => panic!("moto at port {port} did not come up: {e}"),

@@ -23,8 +23,9 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, BrokerId, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    MetadataRequest, MetadataResponse, TopicName,
+    DescribeConfigsResponse, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
+    MetadataResponse, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tracing::info;
@@ -765,6 +766,112 @@ pub fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClust
             .with_host(host)
             .with_port(port)
             .with_rack(ctx.config.zone.clone().map(s))])
+}
+
+/// DescribeTopicPartitions (KIP-966): topics (all when none are named) with their
+/// partitions, paged by `response_partition_limit` and a cursor, in topic-name order.
+pub async fn describe_topic_partitions(
+    ctx: &Ctx,
+    req: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
+    use kafka_protocol::messages::describe_topic_partitions_response::{
+        Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+    };
+    let node = BrokerId(ctx.config.node_id);
+    let mut names: Vec<String> = if req.topics.is_empty() {
+        ctx.catalog.all().iter().map(|t| t.name.clone()).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.to_string()).collect()
+    };
+    names.sort();
+    names.dedup();
+    let (cursor_topic, cursor_partition) = match &req.cursor {
+        Some(c) => (Some(c.topic_name.to_string()), c.partition_index.max(0)),
+        None => (None, 0),
+    };
+    let limit = if req.response_partition_limit <= 0 {
+        2000
+    } else {
+        req.response_partition_limit as usize
+    };
+    let mut budget = limit;
+    let mut topics = Vec::new();
+    let mut next_cursor = None;
+    for name in names {
+        if cursor_topic.as_ref().is_some_and(|c| name < *c) {
+            continue;
+        }
+        let tn = TopicName(s(name.clone()));
+        let Some(t) = ctx.catalog.lookup(&name).await else {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(tn))
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            );
+            continue;
+        };
+        if budget == 0 {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(tn)
+                    .with_partition_index(0),
+            );
+            break;
+        }
+        let first = if cursor_topic.as_deref() == Some(name.as_str()) {
+            cursor_partition
+        } else {
+            0
+        };
+        let mut partitions = Vec::new();
+        let mut p = first;
+        while p < t.partitions {
+            if budget == 0 {
+                next_cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(tn.clone())
+                        .with_partition_index(p),
+                );
+                break;
+            }
+            let epoch = ctx
+                .catalog
+                .marks(t.id, p)
+                .map(|m| m.leader_epoch)
+                .unwrap_or(0);
+            partitions.push(
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(node)
+                    .with_leader_epoch(epoch)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+                    .with_eligible_leader_replicas(Some(Vec::new()))
+                    .with_last_known_elr(Some(Vec::new())),
+            );
+            budget -= 1;
+            p += 1;
+        }
+        topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(tn))
+                .with_topic_id(t.id)
+                .with_partitions(partitions),
+        );
+        if next_cursor.is_some() {
+            break;
+        }
+    }
+    DescribeTopicPartitionsResponse::default()
+        .with_topics(topics)
+        .with_next_cursor(next_cursor)
+}
+
+/// SaslHandshake on a listener without SASL: Kafka answers ILLEGAL_SASL_STATE and lists no
+/// mechanism, so a client configured for SASL fails with a clear error instead of a
+/// dropped connection.
+pub fn sasl_handshake() -> SaslHandshakeResponse {
+    SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code())
 }
 
 #[cfg(test)]

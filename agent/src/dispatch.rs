@@ -40,6 +40,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::SaslHandshake, 0, 1),
 ];
 
 /// The version range Floe supports for `key`, if any.
@@ -217,6 +220,21 @@ pub async fn start(
             )))
         }
         .boxed(),
+        RequestKind::OffsetForLeaderEpoch(req) => async move {
+            Some(ResponseKind::OffsetForLeaderEpoch(
+                crate::epochs::handle(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DescribeTopicPartitions(req) => async move {
+            Some(ResponseKind::DescribeTopicPartitions(
+                admin::describe_topic_partitions(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::SaslHandshake(_) => {
+            async move { Some(ResponseKind::SaslHandshake(admin::sasl_handshake())) }.boxed()
+        }
         // The connection refuses unsupported keys before decoding; this arm is a safety net.
         _ => async move { None }.boxed(),
     };
@@ -252,6 +270,9 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::AlterConfigs(_) => "AlterConfigs",
         RequestKind::IncrementalAlterConfigs(_) => "IncrementalAlterConfigs",
         RequestKind::DescribeCluster(_) => "DescribeCluster",
+        RequestKind::OffsetForLeaderEpoch(_) => "OffsetForLeaderEpoch",
+        RequestKind::DescribeTopicPartitions(_) => "DescribeTopicPartitions",
+        RequestKind::SaslHandshake(_) => "SaslHandshake",
         _ => "Other",
     }
 }
@@ -293,6 +314,13 @@ fn first_error(r: &ResponseKind) -> i16 {
         ResponseKind::AlterConfigs(a) => first(a.responses.iter().map(|t| t.error_code)),
         ResponseKind::IncrementalAlterConfigs(a) => first(a.responses.iter().map(|t| t.error_code)),
         ResponseKind::DescribeCluster(d) => d.error_code,
+        ResponseKind::OffsetForLeaderEpoch(o) => first(
+            o.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::DescribeTopicPartitions(d) => first(d.topics.iter().map(|t| t.error_code)),
+        ResponseKind::SaslHandshake(s) => s.error_code,
         _ => 0,
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod configs;
 pub mod connection;
 pub mod dispatch;
+pub mod epochs;
 pub mod error;
 pub mod fetch;
 pub mod list_offsets;

@@ -74,8 +74,8 @@ async fn one(
     let Some(marks) = marks else {
         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
     };
-    if current_leader_epoch > marks.leader_epoch {
-        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+    if let Err(e) = crate::epochs::check_current_epoch(current_leader_epoch, &marks) {
+        return base.with_error_code(e.code());
     }
     // leader_epoch exists from v4; the encoder refuses a non-default value before that.
     let base = if version >= 4 {

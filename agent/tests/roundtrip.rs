@@ -90,8 +90,8 @@ async fn produce_pipelined(c: &mut Client) -> Log {
     log
 }
 
-/// Asserts that fetched bytes are exactly `sent`, with base offsets rewritten and every
-/// other byte as the producer sent it (no recompression).
+/// Asserts that fetched bytes are exactly `sent`, with base offsets and leader epochs
+/// rewritten and every other byte as the producer sent it (no recompression).
 fn assert_batches(fetched: &[FetchedBatch], sent: &[Sent]) {
     assert_eq!(
         fetched.len(),
@@ -100,7 +100,14 @@ fn assert_batches(fetched: &[FetchedBatch], sent: &[Sent]) {
     );
     for (f, s) in fetched.iter().zip(sent) {
         assert_eq!(f.header.base_offset, s.base_offset, "rewritten base offset");
-        assert_eq!(&f.bytes[8..], &s.bytes[8..], "batch bytes kept verbatim");
+        // Like a Kafka leader, the agent stamps its partition epoch (0) into
+        // partition_leader_epoch; every other byte is the producer's.
+        assert_eq!(
+            f.header.partition_leader_epoch, 0,
+            "partition leader epoch stamped"
+        );
+        assert_eq!(&f.bytes[8..12], &s.bytes[8..12], "batch length kept");
+        assert_eq!(&f.bytes[16..], &s.bytes[16..], "batch bytes kept verbatim");
         let values: Vec<String> = f
             .records
             .iter()

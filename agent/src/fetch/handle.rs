@@ -117,10 +117,9 @@ async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, 
             if read_committed {
                 pd.aborted_transactions = Some(Vec::new());
             }
-            if fp.current_leader_epoch > marks.leader_epoch {
+            if let Err(e) = crate::epochs::check_current_epoch(fp.current_leader_epoch, &marks) {
                 any_error = true;
-                tr.partitions
-                    .push(pd.with_error_code(ResponseError::UnknownLeaderEpoch.code()));
+                tr.partitions.push(pd.with_error_code(e.code()));
                 continue;
             }
             if fp.fetch_offset < marks.log_start_offset || fp.fetch_offset > marks.high_watermark {
@@ -140,6 +139,7 @@ async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, 
                         partition: fp.partition,
                         fetch_offset: fp.fetch_offset,
                         high_watermark: marks.high_watermark,
+                        leader_epoch: marks.leader_epoch,
                     },
                     budget,
                     total == 0,

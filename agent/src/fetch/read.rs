@@ -1,6 +1,6 @@
 //! Reads one partition's records from `fetch_offset` within a byte budget. Stored batches
-//! carry the producer's placeholder base offset; the real one is written into each copy
-//! here (the field is outside the batch CRC, so the batch stays valid).
+//! carry the producer's placeholder base offset and leader epoch; the real ones are written
+//! into each copy here (both fields lie before the CRC'd part, so the batch stays valid).
 
 use bytes::{Bytes, BytesMut};
 use floe_format::batch::scan_batches;
@@ -39,6 +39,9 @@ pub struct ReadRange {
     pub fetch_offset: i64,
     /// Read nothing at or beyond this offset.
     pub high_watermark: i64,
+    /// Partition epoch written into each batch's `partition_leader_epoch`, as a Kafka leader
+    /// stamps the batches it appends; consumers use it to validate their position (KIP-320).
+    pub leader_epoch: i32,
 }
 
 /// Reads batches holding offsets `fetch_offset..high_watermark`, stopping before the batch
@@ -56,6 +59,7 @@ pub async fn read_partition(
         partition,
         fetch_offset,
         high_watermark,
+        leader_epoch,
     } = range;
     let mut out = BytesMut::new();
     let mut offset = fetch_offset;
@@ -88,6 +92,7 @@ pub async fn read_partition(
                     let start = out.len();
                     out.extend_from_slice(&chunk[b.range.clone()]);
                     out[start..start + 8].copy_from_slice(&base.to_be_bytes());
+                    out[start + 12..start + 16].copy_from_slice(&leader_epoch.to_be_bytes());
                 }
                 base = last + 1;
             }

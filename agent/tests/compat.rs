@@ -1,0 +1,144 @@
+//! Wire details stock clients rely on beyond produce and fetch: leader epochs
+//! (OffsetForLeaderEpoch, epochs stamped into fetched batches), DescribeTopicPartitions
+//! paging, and SASL on a plaintext listener.
+
+mod support;
+
+use floe_format::batch::Compression;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    DescribeTopicPartitionsRequest, OffsetForLeaderEpochRequest, SaslHandshakeRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use support::batches::{self, decode_fetched};
+use support::harness::{config, Stack};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+#[tokio::test]
+async fn offset_for_leader_epoch_answers_the_current_epoch_end() {
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("epochs", 1, &[]).await;
+    for i in 0..3 {
+        let r = c
+            .produce_one(
+                "epochs",
+                0,
+                batches::batch(1_000 + i, &batches::values("e", 2), Compression::None),
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    let ask = |leader_epoch: i32, current: i32, partition: i32| {
+        OffsetForLeaderEpochRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(name("epochs"))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(leader_epoch)])])
+    };
+    let r = c.call(&ask(0, 0, 0), 4).await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 6));
+    // An epoch the partition never had: Kafka's UNDEFINED answer.
+    let r = c.call(&ask(7, -1, 0), 4).await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, -1, -1));
+    // A client that thinks the epoch is newer than ours.
+    let r = c.call(&ask(0, 3, 0), 4).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+    let r = c.call(&ask(0, 0, 9), 4).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+
+    // Fetched batches carry the partition epoch, as a Kafka leader stamps them.
+    let fetched = c.fetch_one("epochs", 0, 0, i32::MAX).await;
+    let batches = decode_fetched(fetched.records.as_ref().expect("records"));
+    assert_eq!(batches.len(), 3);
+    assert!(batches.iter().all(|b| b.header.partition_leader_epoch == 0));
+}
+
+#[tokio::test]
+async fn describe_topic_partitions_pages_with_a_cursor() {
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    let a = c.create_topic("dtp-a", 3, &[]).await;
+    let b = c.create_topic("dtp-b", 2, &[]).await;
+    let req = |cursor: Option<Cursor>| {
+        DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                TopicRequest::default().with_name(name("dtp-b")),
+                TopicRequest::default().with_name(name("dtp-a")),
+                TopicRequest::default().with_name(name("dtp-missing")),
+            ])
+            .with_response_partition_limit(2)
+            .with_cursor(cursor)
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..10 {
+        let r = c.call(&req(cursor.clone()), 0).await;
+        for t in &r.topics {
+            let n = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            if n == "dtp-missing" {
+                assert_eq!(t.error_code, ResponseError::UnknownTopicOrPartition.code());
+                continue;
+            }
+            assert_eq!(t.error_code, 0);
+            assert_eq!(t.topic_id, if n == "dtp-a" { a } else { b });
+            for p in &t.partitions {
+                assert_eq!(p.leader_id, 1);
+                seen.push((n.clone(), p.partition_index));
+            }
+        }
+        assert!(r.topics.iter().map(|t| t.partitions.len()).sum::<usize>() <= 2);
+        match r.next_cursor {
+            Some(c) => {
+                cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(c.topic_name)
+                        .with_partition_index(c.partition_index),
+                )
+            }
+            None => break,
+        }
+    }
+    let want: Vec<(String, i32)> = vec![
+        ("dtp-a", 0),
+        ("dtp-a", 1),
+        ("dtp-a", 2),
+        ("dtp-b", 0),
+        ("dtp-b", 1),
+    ]
+    .into_iter()
+    .map(|(n, p)| (n.to_string(), p))
+    .collect();
+    assert_eq!(seen, want, "every partition once, in name order");
+}
+
+#[tokio::test]
+async fn sasl_handshake_on_plaintext_gets_an_error_not_a_closed_connection() {
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    let req = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    let r = c.call(&req, 1).await;
+    assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+    assert!(r.mechanisms.is_empty());
+    // The connection is still served.
+    let v = c.api_versions().await;
+    assert_eq!(v.error_code, 0);
+}

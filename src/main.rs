@@ -48,6 +48,14 @@ enum Role {
     Agent(AgentArgs),
     /// The compactor role.
     Compactor(CompactorArgs),
+    /// Lists what a WAL object file holds, from its own footer (no database needed).
+    InspectWal(InspectArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Path of a WAL object (e.g. under the playground's data dir `objects/wal/`).
+    path: PathBuf,
 }
 
 /// Agent settings shared by `playground` and `agent`. Unset flags keep the file's value
@@ -400,8 +408,54 @@ async fn compactor(args: CompactorArgs) -> Result<()> {
     Ok(())
 }
 
+fn inspect_wal(args: InspectArgs) -> Result<()> {
+    use std::io::Write;
+    let bytes =
+        std::fs::read(&args.path).with_context(|| format!("reading {}", args.path.display()))?;
+    let chunks = floe_format::read_footer(&bytes).context("not a valid WAL object")?;
+    let mut out = std::io::stdout().lock();
+    let mut print = || -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{}: {} bytes, {} chunks",
+            args.path.display(),
+            bytes.len(),
+            chunks.len()
+        )?;
+        writeln!(out, "topic_id                             partition  byte_offset   byte_len  batches  offsets   first_ts_ms     max_ts_ms crc_ok")?;
+        for c in &chunks {
+            let range = c.byte_offset as usize..(c.byte_offset + c.byte_len) as usize;
+            let ok = bytes
+                .get(range)
+                .is_some_and(|b| floe_format::verify_chunk(b, c).is_ok());
+            writeln!(
+                out,
+                "{} {:>9} {:>12} {:>10} {:>8} {:>8} {:>13} {:>13} {}",
+                uuid::Uuid::from_bytes(c.topic_id),
+                c.partition,
+                c.byte_offset,
+                c.byte_len,
+                c.batch_count,
+                c.offset_count,
+                c.first_timestamp_ms,
+                c.max_timestamp_ms,
+                ok
+            )?;
+        }
+        Ok(())
+    };
+    match print() {
+        // `floe inspect-wal x | head` closes the pipe early; that is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Role::InspectWal(a) = cli.role {
+        return inspect_wal(a);
+    }
     floe_common::telemetry::init("info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -412,6 +466,7 @@ fn main() -> Result<()> {
             Role::Metadata(a) => metadata(a).await,
             Role::Agent(a) => agent(a).await,
             Role::Compactor(a) => compactor(a).await,
+            Role::InspectWal(_) => Ok(()),
         }
     })
 }

@@ -360,15 +360,17 @@ async fn metadata(args: MetadataArgs) -> Result<()> {
     let service = MetadataService::start(store, clock(), stats_hook(admin.metrics.clone())).await?;
     let api = admin::serve(
         args.listen,
-        floe_metadata::http::router(service),
+        floe_metadata::http::router(service.clone()),
         admin.stopped(),
     )
     .await
     .with_context(|| format!("binding {}", args.listen))?;
     info!(listen = %args.listen, "metadata service ready");
     admin.serve_until_signal().await;
+    service.close_watches();
     admin.stop().await;
     let _ = api.await;
+    info!("metadata service stopped");
     Ok(())
 }
 

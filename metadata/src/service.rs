@@ -108,6 +108,7 @@ pub struct MetadataService {
     feed: Arc<Mutex<Feed>>,
     changed: watch::Sender<u64>,
     now_ms: NowMs,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl MetadataService {
@@ -135,9 +136,18 @@ impl MetadataService {
             feed,
             changed,
             now_ms,
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         service.refresh_from_store().await?;
         Ok(service)
+    }
+
+    /// Answers every waiting and future `watch` at once, so an HTTP server shutting down is
+    /// not held by agents' long polls.
+    pub fn close_watches(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.changed.send_modify(|_| {});
     }
 
     /// The underlying store (for the compactor and tools).
@@ -320,7 +330,7 @@ impl Metadata for MetadataService {
                 return Ok(batch);
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if now >= deadline || self.closing.load(std::sync::atomic::Ordering::Acquire) {
                 let feed = lock(&self.feed);
                 return Ok(WatchBatch {
                     instance: self.instance,

@@ -53,25 +53,17 @@ impl IndexCache {
         max: usize,
     ) -> Vec<IndexEntry> {
         let parts = self.parts.read().unwrap_or_else(|p| p.into_inner());
-        let Some(map) = parts.get(&(topic_id, partition)) else {
-            return Vec::new();
-        };
-        let mut out: Vec<IndexEntry> = Vec::new();
-        let Some((_, first)) = map.range(..=offset).next_back() else {
-            return out;
-        };
-        if first.last_offset < offset {
-            return out;
-        }
-        let mut next = first.base_offset;
-        for (_, e) in map.range(first.base_offset..) {
-            if e.base_offset != next || out.len() >= max {
-                break;
+        match parts.get(&(topic_id, partition)) {
+            Some(map) => {
+                // Start at the last entry beginning at or before `offset`: no full scan.
+                let start = map
+                    .range(..=offset)
+                    .next_back()
+                    .map_or(i64::MIN, |(k, _)| *k);
+                contiguous_from(map.range(start..).map(|(_, e)| e), offset, max)
             }
-            next = e.last_offset + 1;
-            out.push(e.clone());
+            None => Vec::new(),
         }
-        out
     }
 
     /// Entries holding `offset` and after, in order and contiguous, at most `max`. Empty if
@@ -94,21 +86,77 @@ impl IndexCache {
         for e in &page {
             self.insert(topic_id, partition, e.clone());
         }
-        let mut out = Vec::new();
-        let mut next = None;
-        for e in page {
-            if e.last_offset < offset {
-                continue;
-            }
-            if out.is_empty() && e.base_offset > offset {
-                break;
-            }
-            if next.is_some_and(|n| n != e.base_offset) || out.len() >= max {
-                break;
-            }
-            next = Some(e.last_offset + 1);
-            out.push(e);
+        Ok(contiguous_from(page.iter(), offset, max))
+    }
+}
+
+/// From entries in offset order: the one holding `offset` and those directly after it,
+/// stopping at the first gap or after `max`. Empty when no entry holds `offset`.
+fn contiguous_from<'a>(
+    entries: impl Iterator<Item = &'a IndexEntry>,
+    offset: i64,
+    max: usize,
+) -> Vec<IndexEntry> {
+    let mut out: Vec<IndexEntry> = Vec::new();
+    for e in entries {
+        if out.len() >= max {
+            break;
         }
-        Ok(out)
+        match out.last() {
+            None if e.last_offset < offset => continue,
+            None if e.base_offset > offset => break,
+            Some(prev) if e.base_offset != prev.last_offset + 1 => break,
+            _ => out.push(e.clone()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(base: i64, last: i64) -> IndexEntry {
+        IndexEntry {
+            base_offset: base,
+            last_offset: last,
+            object_key: format!("k{base}"),
+            byte_offset: 0,
+            byte_len: 1,
+            batch_count: 1,
+            first_timestamp_ms: 0,
+            max_timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn run_starts_at_the_entry_holding_the_offset() {
+        let es = [entry(0, 9), entry(10, 19), entry(20, 29)];
+        let got = contiguous_from(es.iter(), 15, 10);
+        assert_eq!(
+            got.iter().map(|e| e.base_offset).collect::<Vec<_>>(),
+            vec![10, 20]
+        );
+    }
+
+    #[test]
+    fn run_stops_at_a_gap_and_at_max() {
+        let es = [entry(0, 9), entry(10, 19), entry(30, 39)];
+        assert_eq!(contiguous_from(es.iter(), 0, 10).len(), 2, "gap at 20..29");
+        assert_eq!(contiguous_from(es.iter(), 0, 1).len(), 1, "max");
+    }
+
+    #[test]
+    fn no_run_when_no_entry_holds_the_offset() {
+        let es = [entry(10, 19)];
+        assert!(
+            contiguous_from(es.iter(), 5, 10).is_empty(),
+            "below the first entry"
+        );
+        assert!(
+            contiguous_from(es.iter(), 20, 10).is_empty(),
+            "past the last entry"
+        );
+        assert!(contiguous_from([].iter(), 0, 10).is_empty());
     }
 }

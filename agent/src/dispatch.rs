@@ -249,7 +249,7 @@ pub async fn start(
                 ResponseError::try_from_code(error).unwrap_or(ResponseError::UnknownServerError)
             )
         };
-        metrics.request(api, &name, started.elapsed().as_secs_f64());
+        metrics.request(api, version, &name, started.elapsed().as_secs_f64());
         resp
     }
     .instrument(span)

@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 pub struct ApiLabels {
     /// Kafka API name, e.g. `Produce`.
     pub api: String,
+    /// Request version the client used (which versions clients pick is worth seeing).
+    pub version: i16,
     /// Kafka error name, `NONE` on success.
     pub error: String,
 }
@@ -126,7 +128,7 @@ impl Metrics {
         };
         r.register(
             "kafka_requests",
-            "Kafka requests by API and error code",
+            "Kafka requests by API, version and error code",
             m.requests.clone(),
         );
         r.register(
@@ -207,10 +209,11 @@ impl Metrics {
     }
 
     /// Counts one Kafka request.
-    pub fn request(&self, api: &str, error: &str, seconds: f64) {
+    pub fn request(&self, api: &str, version: i16, error: &str, seconds: f64) {
         self.requests
             .get_or_create(&ApiLabels {
                 api: api.to_string(),
+                version,
                 error: error.to_string(),
             })
             .inc();

@@ -1,0 +1,121 @@
+"""Wire details stock clients rely on (issue 10): topic auto-creation on and off, topic ids
+(Fetch by id, a re-created topic gets a new id), and positions kept across agent restarts."""
+
+import re
+import time
+
+from confluent_kafka import Consumer, KafkaError, TopicCollection, TopicPartition
+
+from conftest import http_get
+from kafka_util import admin, create_topic, make_records, produce_all, producer
+
+
+def _auto_create(playground_factory, enabled: bool, partitions: int = 3):
+    return playground_factory(flags=False, env={
+        "FLOE_AUTO_CREATE_TOPICS_ENABLE": "true" if enabled else "false",
+        "FLOE_NUM_PARTITIONS": str(partitions),
+    }).start()
+
+
+def test_producer_auto_creates_a_new_topic_with_num_partitions(playground_factory):
+    pg = _auto_create(playground_factory, True, partitions=3)
+    produced = produce_all(pg.bootstrap, "auto-new", make_records(30, "auto"))
+    assert sum(len(v) for v in produced.values()) == 30
+    md = admin(pg.bootstrap).list_topics(topic="auto-new", timeout=10)
+    assert md.topics["auto-new"].error is None
+    assert len(md.topics["auto-new"].partitions) == 3, "num.partitions applies"
+
+
+def test_no_topic_is_created_when_auto_creation_is_off(playground_factory):
+    pg = _auto_create(playground_factory, False)
+    errors = []
+    p = producer(pg.bootstrap, **{"message.timeout.ms": 5000,
+                                  "topic.metadata.propagation.max.ms": 1000})
+    p.produce("never-created", value=b"x", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(20)
+    assert len(errors) == 1 and errors[0] is not None, "delivery must fail"
+    assert errors[0].code() in (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                KafkaError._MSG_TIMED_OUT), errors[0]
+    md = admin(pg.bootstrap).list_topics(timeout=10)
+    assert "never-created" not in md.topics
+
+
+def _topic_id(bootstrap: str, topic: str):
+    a = admin(bootstrap)  # keep the handle alive until the future resolves
+    fs = a.describe_topics(TopicCollection([topic]), request_timeout=10)
+    return fs[topic].result(timeout=20).topic_id
+
+
+def _fetch_versions(admin_url: str) -> set[int]:
+    status, body = http_get(f"{admin_url}/metrics")
+    assert status == 200
+    return {int(v) for v in re.findall(r'floe_kafka_requests_total\{api="Fetch",version="(\d+)"', body)}
+
+
+def test_consumers_fetch_by_topic_id_and_a_recreated_topic_is_new(playground):
+    create_topic(playground.bootstrap, "reborn", partitions=1)
+    first_id = _topic_id(playground.bootstrap, "reborn")
+    produce_all(playground.bootstrap, "reborn", make_records(20, "old"), partition=0)
+
+    c = Consumer({"bootstrap.servers": playground.bootstrap, "group.id": "compat",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition("reborn", 0, 0)])
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 20 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.offset())
+        assert got == list(range(20))
+        # librdkafka 2.16 picks Fetch v13+ (topic ids instead of names) when advertised.
+        assert max(_fetch_versions(playground.admin_url)) >= 13
+
+        a = admin(playground.bootstrap)
+        a.delete_topics(["reborn"], request_timeout=10)["reborn"].result(timeout=20)
+        create_topic(playground.bootstrap, "reborn", partitions=1)
+        second_id = _topic_id(playground.bootstrap, "reborn")
+        assert second_id != first_id, "a re-created topic gets a new topic id"
+        produce_all(playground.bootstrap, "reborn", make_records(5, "new"), partition=0)
+
+        # The consumer's position (20) is beyond the new topic's end: like Kafka, it is reset
+        # (auto.offset.reset=earliest) and reads the new topic from 0, never old records.
+        new = []
+        deadline = time.monotonic() + 60
+        while len(new) < 5 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                new.append((m.offset(), m.value()))
+        assert [o for o, _ in new] == list(range(5)), new
+        assert all(b"-new-" in v for _, v in new)
+    finally:
+        c.close()
+
+
+def test_consumer_keeps_its_position_across_agent_restarts(playground):
+    create_topic(playground.bootstrap, "steady", partitions=1)
+    produce_all(playground.bootstrap, "steady", make_records(10, "a"), partition=0)
+    c = Consumer({"bootstrap.servers": playground.bootstrap, "group.id": "steady",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "reconnect.backoff.max.ms": 500})
+    try:
+        c.assign([TopicPartition("steady", 0, 0)])
+        seen = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 10 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                seen.append(m.offset())
+        playground.restart()
+        p = producer(playground.bootstrap)
+        for k, v in make_records(10, "b"):
+            p.produce("steady", key=k, value=v, partition=0)
+        assert p.flush(30) == 0
+        deadline = time.monotonic() + 60
+        while len(seen) < 20 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                seen.append(m.offset())
+        assert seen == list(range(20)), "no gap, no re-read, no reset across the restart"
+    finally:
+        c.close()

@@ -324,3 +324,42 @@ fn first_error(r: &ResponseKind) -> i16 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/compatibility.md` says which versions are served; it must say exactly what
+    /// [`SUPPORTED`] advertises, and list every API key the protocol crate knows.
+    #[test]
+    fn compatibility_table_matches_the_code() {
+        let doc = include_str!("../../docs/compatibility.md");
+        let mut documented = std::collections::BTreeMap::new();
+        for line in doc
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| key"))
+        {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let Ok(key) = cells[1].parse::<i16>() else {
+                continue;
+            };
+            documented.insert(key, cells[4].to_string());
+        }
+        for key in ApiKey::iter() {
+            let served = supported(key)
+                .map(|(min, max)| {
+                    if min == max {
+                        format!("{min}")
+                    } else {
+                        format!("{min}–{max}")
+                    }
+                })
+                .unwrap_or_else(|| "—".to_string());
+            assert_eq!(
+                documented.get(&(key as i16)),
+                Some(&served),
+                "docs/compatibility.md row for {key:?}"
+            );
+        }
+    }
+}

@@ -119,3 +119,34 @@ def test_consumer_keeps_its_position_across_agent_restarts(playground):
         assert seen == list(range(20)), "no gap, no re-read, no reset across the restart"
     finally:
         c.close()
+
+
+def test_broker_configs_and_cluster_identity(playground):
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    a = admin(playground.bootstrap)
+    res = ConfigResource(ResourceType.BROKER, "1")
+    configs = a.describe_configs([res], request_timeout=10)[res].result(timeout=20)
+    want = {"auto.create.topics.enable": "false", "num.partitions": "1",
+            "default.replication.factor": "1", "message.max.bytes": "1048588",
+            "log.retention.ms": "604800000"}
+    for name, value in want.items():
+        assert name in configs, f"broker config {name} missing"
+        assert configs[name].value == value, (name, configs[name].value)
+        assert configs[name].is_read_only
+    # A stable cluster id and controller, the same across a restart.
+    first = a.describe_cluster(request_timeout=10).result(timeout=20)
+    assert first.cluster_id and first.controller.id == 1
+    playground.restart()
+    a2 = admin(playground.bootstrap)  # keep the handle alive until the future resolves
+    second = a2.describe_cluster(request_timeout=10).result(timeout=20)
+    assert second.cluster_id == first.cluster_id
+
+
+def test_replication_factor_three_is_accepted(playground):
+    from confluent_kafka.admin import NewTopic
+
+    a = admin(playground.bootstrap)
+    a.create_topics([NewTopic("rf3", 2, 3)], request_timeout=10)["rf3"].result(timeout=20)
+    md = a.list_topics(topic="rf3", timeout=10)
+    assert len(md.topics["rf3"].partitions) == 2

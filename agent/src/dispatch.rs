@@ -43,6 +43,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
 ];
 
 /// The version range Floe supports for `key`, if any.
@@ -73,6 +76,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Cluster id.
     pub cluster_id: String,
+    /// Wall clock (commit timestamps).
+    pub clock: Arc<dyn floe_common::Clock>,
     /// Flips to true when the agent shuts down (long polls return early).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -235,6 +240,24 @@ pub async fn start(
         RequestKind::SaslHandshake(_) => {
             async move { Some(ResponseKind::SaslHandshake(admin::sasl_handshake())) }.boxed()
         }
+        RequestKind::FindCoordinator(req) => async move {
+            Some(ResponseKind::FindCoordinator(
+                crate::groups::find_coordinator(&ctx, req, version),
+            ))
+        }
+        .boxed(),
+        RequestKind::OffsetCommit(req) => async move {
+            Some(ResponseKind::OffsetCommit(
+                crate::groups::offset_commit(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::OffsetFetch(req) => async move {
+            Some(ResponseKind::OffsetFetch(
+                crate::groups::offset_fetch(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
         // The connection refuses unsupported keys before decoding; this arm is a safety net.
         _ => async move { None }.boxed(),
     };
@@ -273,6 +296,9 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::OffsetForLeaderEpoch(_) => "OffsetForLeaderEpoch",
         RequestKind::DescribeTopicPartitions(_) => "DescribeTopicPartitions",
         RequestKind::SaslHandshake(_) => "SaslHandshake",
+        RequestKind::FindCoordinator(_) => "FindCoordinator",
+        RequestKind::OffsetCommit(_) => "OffsetCommit",
+        RequestKind::OffsetFetch(_) => "OffsetFetch",
         _ => "Other",
     }
 }
@@ -321,6 +347,25 @@ fn first_error(r: &ResponseKind) -> i16 {
         ),
         ResponseKind::DescribeTopicPartitions(d) => first(d.topics.iter().map(|t| t.error_code)),
         ResponseKind::SaslHandshake(s) => s.error_code,
+        ResponseKind::FindCoordinator(f) => {
+            if f.error_code != 0 {
+                f.error_code
+            } else {
+                first(f.coordinators.iter().map(|c| c.error_code))
+            }
+        }
+        ResponseKind::OffsetCommit(o) => first(
+            o.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::OffsetFetch(o) => {
+            if o.error_code != 0 {
+                o.error_code
+            } else {
+                first(o.groups.iter().map(|g| g.error_code))
+            }
+        }
         _ => 0,
     }
 }

@@ -83,6 +83,7 @@ impl Agent {
         let feed = catalog.spawn_feed(shutdown_rx.clone());
         let ctx = Arc::new(Ctx {
             shutdown: shutdown_rx.clone(),
+            clock: floe_common::clock::system(),
             config,
             metadata: deps.metadata,
             catalog,

@@ -142,3 +142,154 @@ async fn sasl_handshake_on_plaintext_gets_an_error_not_a_closed_connection() {
     let v = c.api_versions().await;
     assert_eq!(v.error_code, 0);
 }
+
+/// Every advertised version of the offset APIs encodes and round-trips a commit.
+#[tokio::test]
+async fn offset_apis_work_at_every_advertised_version() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest,
+    };
+
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("offs", 2, &[]).await;
+    let group = |g: &str| GroupId(StrBytes::from_string(g.to_string()));
+
+    for v in 0..=6 {
+        let mut req = FindCoordinatorRequest::default();
+        if v >= 4 {
+            req = req.with_coordinator_keys(vec![
+                StrBytes::from_static_str("g"),
+                StrBytes::from_static_str(""),
+            ]);
+        } else {
+            req = req.with_key(StrBytes::from_static_str("g"));
+        }
+        let r = c.call(&req, v).await;
+        if v >= 4 {
+            assert_eq!(r.coordinators.len(), 2);
+            assert_eq!(
+                (r.coordinators[0].error_code, r.coordinators[0].node_id.0),
+                (0, 1)
+            );
+            assert_eq!(
+                r.coordinators[1].error_code,
+                ResponseError::InvalidGroupId.code()
+            );
+        } else {
+            assert_eq!((r.error_code, r.node_id.0), (0, 1), "FindCoordinator v{v}");
+        }
+    }
+    let txn = c
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_static_str("tx"))
+                .with_key_type(1),
+            3,
+        )
+        .await;
+    assert_eq!(
+        txn.error_code,
+        ResponseError::CoordinatorNotAvailable.code()
+    );
+
+    for v in 2..=9i16 {
+        let g = format!("g{v}");
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(group(&g))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("offs"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(1)
+                        .with_committed_offset(i64::from(v) * 10)
+                        .with_committed_leader_epoch(if v >= 6 { 0 } else { -1 })
+                        .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(9)
+                        .with_committed_offset(1),
+                ])]);
+        let r = c.call(&commit, v).await;
+        let codes: Vec<i16> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            vec![0, ResponseError::UnknownTopicOrPartition.code()],
+            "OffsetCommit v{v}"
+        );
+    }
+    // A commit naming a member: no members exist yet.
+    let member = OffsetCommitRequest::default()
+        .with_group_id(group("g9"))
+        .with_generation_id_or_member_epoch(3)
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(name("offs"))
+            .with_partitions(vec![
+                OffsetCommitRequestPartition::default().with_partition_index(0)
+            ])]);
+    let r = c.call(&member, 9).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::UnknownMemberId.code()
+    );
+
+    for v in 1..=7i16 {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(group("g5"))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name("offs"))
+                .with_partition_indexes(vec![0, 1])]));
+        let r = c.call(&req, v).await;
+        let ps = &r.topics[0].partitions;
+        assert_eq!(
+            (ps[0].committed_offset, ps[1].committed_offset),
+            (-1, 50),
+            "OffsetFetch v{v}"
+        );
+        if v >= 2 {
+            // Null topics: every committed partition.
+            let all = c
+                .call(
+                    &OffsetFetchRequest::default()
+                        .with_group_id(group("g5"))
+                        .with_topics(None),
+                    v,
+                )
+                .await;
+            assert_eq!(all.topics.len(), 1);
+            assert_eq!(all.topics[0].partitions.len(), 1);
+        }
+    }
+    for v in 8..=9i16 {
+        let req = OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group("g6"))
+                .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(name("offs"))
+                    .with_partition_indexes(vec![1])])),
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group("g8"))
+                .with_topics(None),
+        ]);
+        let r = c.call(&req, v).await;
+        assert_eq!(r.groups.len(), 2);
+        let p = &r.groups[0].topics[0].partitions[0];
+        assert_eq!(
+            (p.committed_offset, p.committed_leader_epoch),
+            (60, 0),
+            "OffsetFetch v{v}"
+        );
+        assert_eq!(r.groups[1].topics[0].partitions[0].committed_offset, 80);
+    }
+}

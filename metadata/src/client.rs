@@ -14,7 +14,9 @@ use crate::http::{
     ApiError, ClusterBody, CreatePartitionsBody, IndexQuery, TimestampQuery, WatchQuery,
 };
 use crate::service::{Metadata, WatchBatch, WatchCursor};
-use crate::types::{CommitResult, IndexEntry, ObjectCommit, TopicId, TopicInfo, TopicSpec};
+use crate::types::{
+    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, TopicId, TopicInfo, TopicSpec,
+};
 
 /// Per-request timeout for everything but `watch`. A commit that times out has an unknown
 /// outcome; the caller retries it with the same object key.
@@ -168,6 +170,17 @@ impl Metadata for HttpMetadataClient {
             timestamp_ms,
         };
         self.send(self.get("/v1/timestamp").query(&q)).await
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        let path = format!("/v1/groups/{}/offsets", encode_segment(group_id));
+        self.send(self.with_body(reqwest::Method::POST, &path, &offsets))
+            .await
+    }
+
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        let path = format!("/v1/groups/{}/offsets", encode_segment(group_id));
+        self.send(self.get(&path)).await
     }
 
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch> {

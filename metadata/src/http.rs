@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::MetadataError;
 use crate::service::{Metadata, MetadataService, WatchCursor};
-use crate::types::{ObjectCommit, TopicId, TopicSpec};
+use crate::types::{CommittedOffset, ObjectCommit, TopicId, TopicSpec};
 
 /// Longest a watch request may hang; bounds server resources per idle agent.
 pub const MAX_WATCH: Duration = Duration::from_secs(30);
@@ -156,6 +156,10 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/index", get(read_index))
         .route("/v1/timestamp", get(find_by_timestamp))
         .route("/v1/watch", get(watch))
+        .route(
+            "/v1/groups/{group}/offsets",
+            get(fetch_offsets).post(commit_offsets),
+        )
         .with_state(service)
 }
 
@@ -233,4 +237,19 @@ async fn watch(
         version: q.version,
     };
     Ok(Json(s.watch(cursor, timeout).await?))
+}
+
+async fn commit_offsets(
+    State(s): Svc,
+    Path(group): Path<String>,
+    Json(offsets): Json<Vec<CommittedOffset>>,
+) -> ApiResult<()> {
+    Ok(Json(s.commit_offsets(&group, offsets).await?))
+}
+
+async fn fetch_offsets(
+    State(s): Svc,
+    Path(group): Path<String>,
+) -> ApiResult<Vec<CommittedOffset>> {
+    Ok(Json(s.fetch_offsets(&group).await?))
 }

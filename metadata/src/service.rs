@@ -16,7 +16,8 @@ use crate::error::Result;
 use crate::sequencer::{GroupStats, Sequencer};
 use crate::store::MetadataStore;
 use crate::types::{
-    CommitResult, IndexEntry, ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
+    TopicInfo, TopicSpec,
 };
 
 /// One answer of the change feed: what moved since the caller's cursor.
@@ -79,6 +80,10 @@ pub trait Metadata: Send + Sync + 'static {
     ) -> Result<Option<IndexEntry>>;
     /// Waits up to `timeout` for changes after `cursor` and returns them (possibly none).
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch>;
+    /// Stores a consumer group's committed offsets.
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()>;
+    /// A consumer group's committed offsets.
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
 }
 
 /// Milliseconds since the Unix epoch, from the injected clock.
@@ -320,6 +325,14 @@ impl Metadata for MetadataService {
         self.store
             .find_by_timestamp(topic_id, partition, timestamp_ms)
             .await
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        self.store.commit_offsets(group_id, &offsets).await
+    }
+
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        self.store.fetch_offsets(group_id).await
     }
 
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch> {

@@ -136,3 +136,20 @@ pub struct PartitionWatermark {
     /// Current log start offset.
     pub log_start_offset: i64,
 }
+
+/// One partition's committed offset in a consumer group (OffsetCommit / OffsetFetch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    /// Topic.
+    pub topic_id: TopicId,
+    /// Partition.
+    pub partition: i32,
+    /// The committed offset: the next record the group will read.
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, when the client sent one.
+    pub leader_epoch: Option<i32>,
+    /// Client metadata string.
+    pub metadata: Option<String>,
+    /// When it was committed (ms).
+    pub commit_timestamp_ms: i64,
+}

@@ -276,4 +276,19 @@ impl Metadata for FlakyMetadata {
     ) -> floe_metadata::Result<WatchBatch> {
         self.inner.watch(cursor, timeout).await
     }
+
+    async fn commit_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<floe_metadata::CommittedOffset>,
+    ) -> floe_metadata::Result<()> {
+        self.inner.commit_offsets(group_id, offsets).await
+    }
+
+    async fn fetch_offsets(
+        &self,
+        group_id: &str,
+    ) -> floe_metadata::Result<Vec<floe_metadata::CommittedOffset>> {
+        self.inner.fetch_offsets(group_id).await
+    }
 }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    CommitResult, IndexEntry, ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
+    TopicInfo, TopicSpec,
 };
 
 /// Durable metadata: topics, partitions and the offset index.
@@ -81,6 +82,14 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Watermarks of every partition of every live topic.
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>>;
+
+    /// Stores a consumer group's committed offsets (insert or replace per partition), in one
+    /// transaction, creating the group's row if this is its first commit. Offsets of deleted
+    /// topics are refused by the caller; the store does not check.
+    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()>;
+
+    /// A group's committed offsets of live topics, ordered by topic and partition.
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
 }
 
 mod plan;

@@ -22,7 +22,8 @@ use super::postgres::migrator;
 use super::MetadataStore;
 use crate::error::{MetadataError, Result};
 use crate::types::{
-    CommitResult, IndexEntry, ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
+    TopicInfo, TopicSpec,
 };
 
 /// SQLite migrations, applied in version order at open.
@@ -425,5 +426,72 @@ impl MetadataStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(super::plan::watermark).collect())
+    }
+    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {
+        let now = offsets
+            .iter()
+            .map(|o| o.commit_timestamp_ms)
+            .max()
+            .unwrap_or(0);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO consumer_groups (group_id, group_type, state, created_at_ms, updated_at_ms)
+             VALUES (?, 'classic', 'Empty', ?, ?)
+             ON CONFLICT (group_id) DO UPDATE SET updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(group_id)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for o in offsets {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_id, topic_id, partition, committed_offset,
+                                            leader_epoch, metadata, commit_timestamp_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (group_id, topic_id, partition) DO UPDATE SET
+                     committed_offset = excluded.committed_offset,
+                     leader_epoch = excluded.leader_epoch,
+                     metadata = excluded.metadata,
+                     commit_timestamp_ms = excluded.commit_timestamp_ms",
+            )
+            .bind(group_id)
+            .bind(o.topic_id)
+            .bind(o.partition)
+            .bind(o.offset)
+            .bind(o.leader_epoch)
+            .bind(o.metadata.as_deref())
+            .bind(o.commit_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        type Row = (Uuid, i32, i64, Option<i32>, Option<String>, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT o.topic_id, o.partition, o.committed_offset, o.leader_epoch, o.metadata, o.commit_timestamp_ms
+             FROM group_offsets o JOIN topics t ON t.topic_id = o.topic_id
+             WHERE o.group_id = ? AND t.deleted_at_ms IS NULL
+             ORDER BY o.topic_id, o.partition",
+        )
+        .bind(group_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(topic_id, partition, offset, leader_epoch, metadata, ts)| CommittedOffset {
+                    topic_id,
+                    partition,
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_timestamp_ms: ts,
+                },
+            )
+            .collect())
     }
 }

@@ -12,8 +12,8 @@ use super::{MetadataStore, PostgresStore, SqliteStore};
 use crate::error::MetadataError;
 use crate::testing::TestPostgres;
 use crate::types::{
-    ChunkCommit, ChunkOutcome, CommitResult, IndexEntry, ObjectCommit, TopicId, TopicInfo,
-    TopicSpec,
+    ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, TopicId,
+    TopicInfo, TopicSpec,
 };
 
 /// A backend under test: a store on a fresh database, plus the ways the suite reaches it.
@@ -119,6 +119,7 @@ conformance_suite!(
     find_by_timestamp_finds_first_entry,
     data_survives_reopen,
     concurrent_commits_are_contiguous,
+    group_offsets_upsert_survive_reopen_and_hide_deleted_topics,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -882,4 +883,50 @@ async fn pg_commit_throughput() {
             );
         }
     }
+}
+
+fn offset(topic_id: TopicId, partition: i32, offset: i64, ts: i64) -> CommittedOffset {
+    CommittedOffset {
+        topic_id,
+        partition,
+        offset,
+        leader_epoch: Some(0),
+        metadata: Some(format!("m{offset}")),
+        commit_timestamp_ms: ts,
+    }
+}
+
+async fn group_offsets_upsert_survive_reopen_and_hide_deleted_topics<H: Harness>() {
+    let mut h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    let gone = store.create_topic(&spec("gone", 1), NOW).await.unwrap();
+    assert!(store.fetch_offsets("g").await.unwrap().is_empty());
+    store
+        .commit_offsets("g", &[offset(t.id, 0, 5, NOW), offset(gone.id, 0, 1, NOW)])
+        .await
+        .unwrap();
+    // A later commit replaces the partition's offset and adds another partition.
+    store
+        .commit_offsets(
+            "g",
+            &[offset(t.id, 0, 9, NOW + 1), offset(t.id, 1, 3, NOW + 1)],
+        )
+        .await
+        .unwrap();
+    store
+        .commit_offsets("other", &[offset(t.id, 0, 1, NOW)])
+        .await
+        .unwrap();
+    store.delete_topic("gone").await.unwrap();
+    let want = vec![offset(t.id, 0, 9, NOW + 1), offset(t.id, 1, 3, NOW + 1)];
+    assert_eq!(store.fetch_offsets("g").await.unwrap(), want);
+    drop(store);
+    h.reopen().await;
+    let store = h.store();
+    assert_eq!(store.fetch_offsets("g").await.unwrap(), want, "durable");
+    assert_eq!(
+        store.fetch_offsets("other").await.unwrap(),
+        vec![offset(t.id, 0, 1, NOW)]
+    );
 }

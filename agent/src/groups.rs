@@ -1,0 +1,298 @@
+//! Consumer-group offsets without group membership: FindCoordinator, OffsetCommit and
+//! OffsetFetch for consumers that assign partitions themselves and commit their positions
+//! (Kafka's "simple" consumer groups, as kcat, Flink and Spark use them). Offsets live in the
+//! metadata store, so every agent is a valid coordinator and any agent's death loses nothing.
+//! Group membership (JoinGroup/SyncGroup/Heartbeat and KIP-848) is the consumer groups
+//! issue's; until then a commit that names a member or generation is refused with
+//! UNKNOWN_MEMBER_ID, as Kafka refuses one for a group it has no members for.
+
+use std::collections::HashMap;
+
+use floe_metadata::CommittedOffset;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tracing::warn;
+
+use crate::dispatch::Ctx;
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_OFFSET_METADATA: usize = 4096;
+
+const KEY_GROUP: i8 = 0;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// The coordinator answer for one key: this agent for groups; an error otherwise.
+fn coordinator_for(key: &str, key_type: i8) -> Result<(), (ResponseError, &'static str)> {
+    match key_type {
+        KEY_GROUP if key.is_empty() => Err((ResponseError::InvalidGroupId, "empty group id")),
+        KEY_GROUP => Ok(()),
+        1 => Err((
+            ResponseError::CoordinatorNotAvailable,
+            "transactions are not supported yet",
+        )),
+        _ => Err((
+            ResponseError::InvalidRequest,
+            "unsupported coordinator key type",
+        )),
+    }
+}
+
+/// FindCoordinator: groups are coordinated by whichever agent is asked (their state is in
+/// the metadata store). v4+ batches keys.
+pub fn find_coordinator(
+    ctx: &Ctx,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let (host, port) = ctx.config.advertised();
+    let node = BrokerId(ctx.config.node_id);
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|k| {
+                let c = Coordinator::default().with_key(k.clone());
+                match coordinator_for(k.as_str(), req.key_type) {
+                    Ok(()) => c
+                        .with_node_id(node)
+                        .with_host(s(host.clone()))
+                        .with_port(port),
+                    Err((e, m)) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(e.code())
+                        .with_error_message(Some(s(m))),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match coordinator_for(req.key.as_str(), req.key_type) {
+        Ok(()) => FindCoordinatorResponse::default()
+            .with_node_id(node)
+            .with_host(s(host))
+            .with_port(port),
+        Err((e, m)) => {
+            let r = FindCoordinatorResponse::default()
+                .with_error_code(e.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            // error_message exists from v1.
+            if version >= 1 {
+                r.with_error_message(Some(s(m)))
+            } else {
+                r
+            }
+        }
+    }
+}
+
+/// OffsetCommit for groups without members.
+pub async fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = req.group_id.to_string();
+    let refuse_all = if group.is_empty() {
+        Some(ResponseError::InvalidGroupId)
+    } else if req.generation_id_or_member_epoch >= 0 || !req.member_id.is_empty() {
+        Some(ResponseError::UnknownMemberId)
+    } else {
+        None
+    };
+    let now = ctx.clock.now_ms();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    let mut to_store = Vec::new();
+    let mut slots = Vec::new();
+    for t in req.topics {
+        let topic = ctx.catalog.lookup(t.name.as_str()).await;
+        let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
+        for p in t.partitions {
+            let code = if let Some(e) = refuse_all {
+                Some(e)
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
+            {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                match &topic {
+                    Some(t) if p.partition_index >= 0 && p.partition_index < t.partitions => {
+                        slots.push((topics.len(), tr.partitions.len()));
+                        to_store.push(CommittedOffset {
+                            topic_id: t.id,
+                            partition: p.partition_index,
+                            offset: p.committed_offset,
+                            leader_epoch: (p.committed_leader_epoch >= 0)
+                                .then_some(p.committed_leader_epoch),
+                            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                            commit_timestamp_ms: now,
+                        });
+                        None
+                    }
+                    _ => Some(ResponseError::UnknownTopicOrPartition),
+                }
+            };
+            tr.partitions.push(
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code.map_or(0, |e| e.code())),
+            );
+        }
+        topics.push(tr);
+    }
+    if !to_store.is_empty() {
+        if let Err(e) = ctx.metadata.commit_offsets(&group, to_store).await {
+            warn!(group = %group, error = %e, "offset commit failed");
+            // Retriable: the client finds the coordinator again and retries.
+            for (t, p) in slots {
+                topics[t].partitions[p].error_code = ResponseError::CoordinatorNotAvailable.code();
+            }
+        }
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+type Committed = HashMap<(String, i32), CommittedOffset>;
+
+/// A group's committed offsets keyed by topic name (topics deleted since are gone).
+async fn committed(ctx: &Ctx, group: &str) -> Result<Committed, ResponseError> {
+    let offsets = ctx.metadata.fetch_offsets(group).await.map_err(|e| {
+        warn!(group, error = %e, "offset fetch failed");
+        ResponseError::CoordinatorNotAvailable
+    })?;
+    let mut out = HashMap::new();
+    for o in offsets {
+        if let Some(t) = ctx.catalog.lookup_id(o.topic_id).await {
+            out.insert((t.name.clone(), o.partition), o);
+        }
+    }
+    Ok(out)
+}
+
+/// `(topic, partitions)` wanted: the ones named, or every committed one when `None`.
+fn wanted(
+    named: Option<Vec<(String, Vec<i32>)>>,
+    committed: &Committed,
+) -> Vec<(String, Vec<i32>)> {
+    match named {
+        Some(v) => v,
+        None => {
+            let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+            for (t, p) in committed.keys() {
+                by_topic.entry(t.clone()).or_default().push(*p);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, mut ps)| {
+                    ps.sort_unstable();
+                    (t, ps)
+                })
+                .collect()
+        }
+    }
+}
+
+/// `(offset, leader epoch, metadata)` of one partition; -1 and "" when nothing is committed.
+fn lookup(committed: &Committed, topic: &str, partition: i32) -> (i64, i32, String) {
+    match committed.get(&(topic.to_string(), partition)) {
+        Some(o) => (
+            o.offset,
+            o.leader_epoch.unwrap_or(-1),
+            o.metadata.clone().unwrap_or_default(),
+        ),
+        None => (-1, -1, String::new()),
+    }
+}
+
+/// OffsetFetch: one group (v1–v7) or many (v8+).
+pub async fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            let group = g.group_id.to_string();
+            let named = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let resp = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
+            let resp = match committed(ctx, &group).await {
+                Err(e) => resp.with_error_code(e.code()),
+                Ok(c) => resp.with_topics(
+                    wanted(named, &c)
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            let partitions = ps
+                                .into_iter()
+                                .map(|p| {
+                                    let (offset, epoch, meta) = lookup(&c, &t, p);
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(s(meta)))
+                                })
+                                .collect();
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(s(t)))
+                                .with_partitions(partitions)
+                        })
+                        .collect(),
+                ),
+            };
+            groups.push(resp);
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let group = req.group_id.to_string();
+    let named = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let c = match committed(ctx, &group).await {
+        Ok(c) => c,
+        // v2+ has a top-level error; v1 can only say it per partition.
+        Err(e) if version >= 2 => return OffsetFetchResponse::default().with_error_code(e.code()),
+        Err(_) => HashMap::new(),
+    };
+    let topics = wanted(named, &c)
+        .into_iter()
+        .map(|(t, ps)| {
+            let partitions = ps
+                .into_iter()
+                .map(|p| {
+                    let (offset, epoch, meta) = lookup(&c, &t, p);
+                    let r = OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(s(meta)));
+                    // committed_leader_epoch exists from v5.
+                    if version >= 5 {
+                        r.with_committed_leader_epoch(epoch)
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(s(t)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}

@@ -42,6 +42,9 @@ pub struct AgentConfig {
     pub num_partitions: i32,
     /// Kafka's `message.max.bytes`: the default `max.message.bytes` of topics.
     pub message_max_bytes: i32,
+    /// How long a request frame's body may take to arrive after its length; a slower
+    /// client is disconnected so it cannot pin frame memory.
+    pub frame_body_timeout_ms: u64,
     /// How long the agent keeps retrying a failed metadata commit before failing the
     /// produce requests in the object (their outcome is then unknown to the client).
     pub commit_timeout_ms: u64,
@@ -65,6 +68,7 @@ impl Default for AgentConfig {
             num_partitions: 1,
             message_max_bytes: 1_048_588,
             commit_timeout_ms: 30_000,
+            frame_body_timeout_ms: 30_000,
         }
     }
 }

@@ -68,6 +68,7 @@ pub async fn serve(
         mpsc::channel::<JoinHandle<Option<Bytes>>>(ctx.config.max_inflight_requests_per_connection);
     let writer = tokio::spawn(write_loop(wr, rx));
     let max = ctx.config.max_request_bytes;
+    let body_timeout = std::time::Duration::from_millis(ctx.config.frame_body_timeout_ms);
     loop {
         let len = tokio::select! {
             r = rd.read_i32() => match r {
@@ -81,10 +82,23 @@ pub async fn serve(
             warn!(%peer, len, max, "closing connection: bad frame length");
             break;
         }
-        let mut buf = vec![0u8; len as usize];
-        if rd.read_exact(&mut buf).await.is_err() {
+        // Bytes of frames being read, across connections, are bounded like Kafka's
+        // `queued.max.request.bytes`, and a body must arrive within `frame_body_timeout_ms`: a
+        // client announcing 100 MiB and sending nothing cannot pin memory for long.
+        let Ok(permit) = ctx.frame_bytes.clone().acquire_many_owned(len as u32).await else {
             break;
+        };
+        let mut buf = vec![0u8; len as usize];
+        match tokio::time::timeout(body_timeout, rd.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                ctx.metrics.bad_frames.inc();
+                warn!(%peer, len, "closing connection: frame body not received in time");
+                break;
+            }
         }
+        drop(permit);
         match decode(&ctx, Bytes::from(buf)) {
             Ok(Decoded::Request {
                 header,

@@ -76,6 +76,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Cluster id.
     pub cluster_id: String,
+    /// Permits for bytes of request frames being read (see `connection.rs`).
+    pub frame_bytes: Arc<tokio::sync::Semaphore>,
     /// Wall clock (commit timestamps).
     pub clock: Arc<dyn floe_common::Clock>,
     /// Flips to true when the agent shuts down (long polls return early).

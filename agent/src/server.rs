@@ -84,6 +84,7 @@ impl Agent {
         let ctx = Arc::new(Ctx {
             shutdown: shutdown_rx.clone(),
             clock: floe_common::clock::system(),
+            frame_bytes: Arc::new(Semaphore::new(config.max_inflight_produce_bytes)),
             config,
             metadata: deps.metadata,
             catalog,

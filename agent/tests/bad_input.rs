@@ -372,3 +372,17 @@ async fn batch_with_inconsistent_record_count_is_refused() {
     );
     stack.agent.shutdown().await;
 }
+
+/// A client that announces a frame and never sends its body is disconnected after
+/// `frame_body_timeout_ms`, so it cannot pin frame memory; others are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_frame_body_is_cut_off() {
+    let stack = Stack::local(AgentConfig {
+        frame_body_timeout_ms: 200,
+        ..config(1)
+    })
+    .await;
+    let mut announced = 1_000_000i32.to_be_bytes().to_vec();
+    announced.extend_from_slice(&[0, 18, 0, 3]);
+    assert_closes_connection(&stack, &announced).await;
+}

@@ -21,6 +21,9 @@ use crate::types::{CommittedOffset, ObjectCommit, TopicId, TopicSpec};
 /// Longest a watch request may hang; bounds server resources per idle agent.
 pub const MAX_WATCH: Duration = Duration::from_secs(30);
 
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Error body of every failed call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiError {
@@ -160,6 +163,9 @@ pub fn router(service: Arc<MetadataService>) -> Router {
             "/v1/groups/{group}/offsets",
             get(fetch_offsets).post(commit_offsets),
         )
+        // A commit lists every chunk of a WAL object: ~200 bytes of JSON per partition, so
+        // axum's 2 MB default would cap an object at ~10,000 partitions.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(service)
 }
 

@@ -329,15 +329,9 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
-        let rows: Vec<TopicRow> = sqlx::query_as(
-            "SELECT t.topic_id, t.name, t.configs, t.created_at_ms,
-                    p.partition, p.high_watermark, p.log_start_offset, p.leader_epoch
-             FROM topics t JOIN partitions p ON p.topic_id = t.topic_id
-             WHERE t.deleted_at_ms IS NULL
-             ORDER BY t.name, p.partition",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<TopicRow> = sqlx::query_as(super::plan::LIST_TOPICS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
         assemble_topics(rows)
     }
 
@@ -423,14 +417,9 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {
-        let rows: Vec<(Uuid, i32, i64, i64)> = sqlx::query_as(
-            "SELECT p.topic_id, p.partition, p.high_watermark, p.log_start_offset
-             FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
-             WHERE t.deleted_at_ms IS NULL
-             ORDER BY p.topic_id, p.partition",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(Uuid, i32, i64, i64)> = sqlx::query_as(super::plan::WATERMARKS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(super::plan::watermark).collect())
     }
     async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {

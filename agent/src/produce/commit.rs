@@ -137,14 +137,12 @@ impl Committer {
             );
         }
         // Chunks go into the cache before they become visible, so a consumer woken by the
-        // commit reads them from memory.
+        // commit reads them from memory. Each is copied out: a slice would keep the whole
+        // object alive while the cache's weigher counted only the chunk.
         for c in &sealed.chunks {
             let range = c.byte_offset as usize..(c.byte_offset + c.byte_len) as usize;
-            if let Some(bytes) = sealed
-                .object
-                .get(range.clone())
-                .map(|_| sealed.object.slice(range))
-            {
+            if let Some(chunk) = sealed.object.get(range) {
+                let bytes = bytes::Bytes::copy_from_slice(chunk);
                 self.cache.insert(&key, c.byte_offset as i64, bytes).await;
             }
         }

@@ -50,7 +50,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
         }
         let mut shutdown = ctx.shutdown.clone();
         let woken = tokio::select! {
-            r = tokio::time::timeout(deadline - now, changes.changed()) => r.is_ok(),
+            r = tokio::time::timeout(deadline - now, changes.changed()) => matches!(r, Ok(Ok(()))),
             // Shutting down: answer with what is there instead of holding the drain.
             _ = shutdown.wait_for(|s| *s) => false,
         };

@@ -156,7 +156,12 @@ async fn write_loop(
 ) {
     let mut wr = BufWriter::new(wr);
     while let Some(handle) = rx.recv().await {
-        let Ok(resp) = handle.await else { continue };
+        // A handler that panicked leaves no answer for its correlation id; closing the
+        // connection makes the client retry instead of waiting for it forever.
+        let Ok(resp) = handle.await else {
+            tracing::error!("request handler failed; closing the connection");
+            return;
+        };
         if let Some(bytes) = resp {
             if wr.write_all(&bytes).await.is_err() {
                 return;

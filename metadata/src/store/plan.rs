@@ -389,6 +389,20 @@ impl<'a> CommitPlan<'a> {
     }
 }
 
+/// Every live topic with its partitions, in name order (the same SQL on both backends).
+pub(crate) const LIST_TOPICS_SQL: &str = "SELECT t.topic_id, t.name, t.configs, t.created_at_ms,
+        p.partition, p.high_watermark, p.log_start_offset, p.leader_epoch
+     FROM topics t JOIN partitions p ON p.topic_id = t.topic_id
+     WHERE t.deleted_at_ms IS NULL
+     ORDER BY t.name, p.partition";
+
+/// Watermarks of every partition of every live topic (the same SQL on both backends).
+pub(crate) const WATERMARKS_SQL: &str =
+    "SELECT p.topic_id, p.partition, p.high_watermark, p.log_start_offset
+     FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
+     WHERE t.deleted_at_ms IS NULL
+     ORDER BY p.topic_id, p.partition";
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -479,17 +493,3 @@ mod unit {
         );
     }
 }
-
-/// Every live topic with its partitions, in name order (the same SQL on both backends).
-pub(crate) const LIST_TOPICS_SQL: &str = "SELECT t.topic_id, t.name, t.configs, t.created_at_ms,
-        p.partition, p.high_watermark, p.log_start_offset, p.leader_epoch
-     FROM topics t JOIN partitions p ON p.topic_id = t.topic_id
-     WHERE t.deleted_at_ms IS NULL
-     ORDER BY t.name, p.partition";
-
-/// Watermarks of every partition of every live topic (the same SQL on both backends).
-pub(crate) const WATERMARKS_SQL: &str =
-    "SELECT p.topic_id, p.partition, p.high_watermark, p.log_start_offset
-     FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
-     WHERE t.deleted_at_ms IS NULL
-     ORDER BY p.topic_id, p.partition";

@@ -120,6 +120,9 @@ resource "aws_lb_target_group" "agent" {
   # waits for it).
   deregistration_delay   = 30
   connection_termination = false
+  # Targets see the NLB's address, not the client's: the security-group rules that reference
+  # the NLB's security group then cover both traffic and health checks without ambiguity.
+  preserve_client_ip = false
 
   health_check {
     protocol            = "HTTP"

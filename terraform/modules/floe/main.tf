@@ -16,7 +16,7 @@ locals {
   region     = data.aws_region.current.name
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
-  ami_id     = var.ami_id != null ? var.ami_id : nonsensitive(data.aws_ssm_parameter.al2023[0].value)
+  ami_id     = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.al2023[0].insecure_value
 
   tags = merge(var.tags, {
     "floe:cluster" = var.name

@@ -96,6 +96,9 @@ resource "aws_lb_target_group" "metadata" {
   target_type          = "instance"
   vpc_id               = var.vpc_id
   deregistration_delay = 30
+  # Targets see the NLB's address, not the client's: the security-group rules that reference
+  # the NLB's security group then cover both traffic and health checks without ambiguity.
+  preserve_client_ip = false
 
   health_check {
     protocol            = "HTTP"

@@ -28,7 +28,7 @@ use crate::produce::Batcher;
 /// advertised; clients that call it anyway get their connection closed, as Kafka does for
 /// requests it cannot parse.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 12),
+    (ApiKey::Produce, 3, 13),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 6),
     (ApiKey::Metadata, 0, 12),

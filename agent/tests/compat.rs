@@ -293,3 +293,41 @@ async fn offset_apis_work_at_every_advertised_version() {
         assert_eq!(r.groups[1].topics[0].partitions[0].committed_offset, 80);
     }
 }
+
+/// Produce v13 names topics by id (KIP-516); a stale id gets UNKNOWN_TOPIC_ID.
+#[tokio::test]
+async fn produce_by_topic_id() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::ProduceRequest;
+
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    let id = c.create_topic("by-id", 1, &[]).await;
+    let req = |topic_id: uuid::Uuid| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_topic_id(topic_id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batches::batch(
+                        1_000,
+                        &batches::values("id", 3),
+                        Compression::None,
+                    )))])])
+    };
+    for expected_base in [0, 3] {
+        let r = c.call(&req(id), 13).await;
+        let t = &r.responses[0];
+        assert_eq!(t.topic_id, id);
+        let p = &t.partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, expected_base));
+    }
+    let r = c.call(&req(uuid::Uuid::new_v4()), 13).await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+    assert_eq!(c.high_watermark("by-id", 0).await, 6);
+}

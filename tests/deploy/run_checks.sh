@@ -5,10 +5,11 @@
 #
 #   bash tests/deploy/run_checks.sh
 #
-# Installs its tools idempotently, pinned: promtool (Debian package prometheus) and, when no
-# compose tool exists, Debian's docker-compose (apt, root only); checkov and python-hcl2 in two
-# virtualenvs under $FLOE_DEPLOY_TOOLS (default ~/.cache/floe-deploy-checks; checkov pins its
-# own HCL parser, which would clash with python-hcl2). terraform must be on PATH.
+# Installs its tools idempotently: promtool (Debian package prometheus) and, when no compose
+# tool exists, Debian's docker-compose (apt, root only); pinned checkov in one virtualenv and
+# pinned python-hcl2, kubernetes-validate, PyYAML and yamllint in another, both under
+# $FLOE_DEPLOY_TOOLS (default ~/.cache/floe-deploy-checks; checkov pins its own HCL parser,
+# which would clash with python-hcl2). terraform must be on PATH. About 6-10 s once installed.
 # Runs every check even after a failure, prints a summary, exits 1 if any check failed.
 set -uo pipefail
 
@@ -18,7 +19,7 @@ PYTHON="${PYTHON:-python3}"
 K8S_VERSION="1.30.0"
 
 CHECKOV_PINS="checkov==3.3.30"
-PY_PINS="python-hcl2==8.1.4 kubernetes-validate==1.37.0 PyYAML==6.0.2"
+PY_PINS="python-hcl2==8.1.4 kubernetes-validate==1.37.0 PyYAML==6.0.2 yamllint==1.38.0"
 
 log() { printf '\n== %s\n' "$*"; }
 die() { echo "run_checks: $*" >&2; exit 2; }
@@ -113,6 +114,50 @@ HCL
   return $rc
 }
 
+# The module's variable declarations alone need no provider: plan them with good inputs (must
+# pass) and with each bad input (must be rejected by its validation).
+tf_variables() {
+  local dir rc=0
+  dir="$(mktemp -d)"
+  cp "$ROOT/terraform/modules/floe/variables.tf" "$dir/"
+  cat > "$dir/good.tfvars" <<'TFVARS'
+name                = "floe-prod"
+vpc_id              = "vpc-0123456789abcdef0"
+zones               = { "us-east-1a" = { subnet_id = "subnet-0a", route_table_id = "rtb-0a" }, "us-east-1b" = { subnet_id = "subnet-0b", route_table_id = "rtb-0b" } }
+metadata_subnet_ids = ["subnet-0a", "subnet-0b"]
+database_subnet_ids = ["subnet-0a", "subnet-0b"]
+floe_image          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/floe:0.1.0"
+client_cidrs        = ["10.0.0.0/8"]
+TFVARS
+  (
+    cd "$dir" || exit 1
+    terraform init -input=false -no-color >/dev/null 2>&1 || exit 1
+    terraform plan -input=false -no-color -var-file=good.tfvars >/dev/null 2>plan.err \
+      || { echo "good inputs rejected:"; cat plan.err; exit 1; }
+    echo "good inputs: accepted"
+    bad=(
+      'client_cidrs=["0.0.0.0/0"]'
+      'floe_image=floe:latest'
+      'zones={"east"={subnet_id="subnet-0a",route_table_id="rtb-0a"}}'
+      'zones={"us-east-1a"={subnet_id="subnet-0a",route_table_id="subnet-0a"}}'
+      'agent_env={FLOE_ZONE="us-east-1b"}'
+      'metadata_subnet_ids=["subnet-0a"]'
+      'object_prefix=/floe/'
+      'name=Floe_Prod'
+      'log_retention_days=10'
+    )
+    for b in "${bad[@]}"; do
+      if terraform plan -input=false -no-color -var-file=good.tfvars -var "$b" >/dev/null 2>plan.err; then
+        echo "bad input accepted: $b"; exit 1
+      fi
+      grep -q "Invalid value for variable" plan.err || { echo "$b failed for another reason:"; cat plan.err; exit 1; }
+      echo "rejected by its validation: $b"
+    done
+  ) || rc=1
+  rm -rf "$dir"
+  return $rc
+}
+
 checkov_tf() {
   "$TOOLS/checkov/bin/checkov" -d "$ROOT/terraform" --framework terraform --skip-download --quiet --compact 2>&1 \
     | grep -v -e 'Failed to get the checkov mappings' -e 'NameResolutionError' -e 'MaxRetryError'
@@ -187,12 +232,14 @@ PY
 
 check "terraform fmt -check -recursive" tf_fmt
 check "terraform user-data templates render (bash -n)" tf_templates
+check "terraform variable validations" tf_variables
 check "checkov terraform" checkov_tf
 check "checkov kubernetes + dockerfile" checkov_deploy
 check "promtool check config/rules, test rules" promtool_checks
 log "compose config"
 compose_config; rc=$?
 if [ $rc -eq 0 ]; then PASSED+=("compose config"); elif [ $rc -eq 3 ]; then SKIPPED+=("compose config (no docker compose / docker-compose)"); else FAILED+=("compose config"); fi
+check "yamllint deploy/" "$TOOLS/py/bin/yamllint" -s -c "$ROOT/deploy/.yamllint.yaml" "$ROOT/deploy"
 check "kubernetes-validate --strict" k8s_validate
 check "k8s node-id snippet (sh)" k8s_node_id_snippet
 check "grafana dashboard JSON" grafana_json

@@ -73,7 +73,9 @@ class AgentsPerZone(unittest.TestCase):
     def test_health_checks_on_readyz(self):
         for name in ("agent", "metadata"):
             with self.subTest(tg=name):
-                hc = block(MODULE.resource("aws_lb_target_group", name), "health_check")
+                tg = MODULE.resource("aws_lb_target_group", name)
+                self.assertIs(tg["preserve_client_ip"], False)
+                hc = block(tg, "health_check")
                 self.assertEqual(hc["path"], "/readyz")
                 self.assertEqual(hc["protocol"], "HTTP")
 

@@ -196,6 +196,11 @@ variable "agent_env" {
     condition     = alltrue([for k in keys(var.agent_env) : can(regex("^(FLOE|RUST)_[A-Z0-9_]+$", k))])
     error_message = "agent_env keys must be FLOE_* or RUST_* variables."
   }
+
+  validation {
+    condition     = length(setintersection(keys(var.agent_env), ["FLOE_ZONE", "FLOE_NODE_ID", "FLOE_ADVERTISE", "FLOE_LISTEN", "FLOE_ADMIN_LISTEN", "FLOE_METADATA_URL", "FLOE_OBJECT_STORE"])) == 0
+    error_message = "agent_env must not set FLOE_ZONE, FLOE_NODE_ID, FLOE_ADVERTISE, FLOE_LISTEN, FLOE_ADMIN_LISTEN, FLOE_METADATA_URL or FLOE_OBJECT_STORE: the module sets them per zone and instance."
+  }
 }
 
 variable "agent_drain_seconds" {

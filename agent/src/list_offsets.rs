@@ -1,6 +1,5 @@
-//! ListOffsets (up to v6, so clients do not ask for max-timestamp, -3, which needs a scan of
-//! the whole index): earliest (-2), latest (-1), earliest-local (-4, the same here: Floe has
-//! no tiered split) and exact lookup by timestamp, which finds the first index entry whose
+//! ListOffsets: earliest (-2), latest (-1), max-timestamp (-3, KIP-734), earliest-local
+//! (-4, the same as earliest: Floe has no tiered split) and exact lookup by timestamp, which finds the first index entry whose
 //! max timestamp reaches the target and then the first record inside it that does.
 
 use floe_format::batch::scan_batches;
@@ -86,7 +85,11 @@ async fn one(
     match timestamp {
         LATEST => base.with_offset(marks.high_watermark),
         EARLIEST | EARLIEST_LOCAL => base.with_offset(marks.log_start_offset),
-        MAX_TIMESTAMP => base.with_error_code(ResponseError::UnsupportedVersion.code()),
+        MAX_TIMESTAMP => match max_timestamp(ctx, topic, partition).await {
+            Ok(Some((offset, found_ts))) => base.with_offset(offset).with_timestamp(found_ts),
+            Ok(None) => base,
+            Err(code) => base.with_error_code(code.code()),
+        },
         ts if ts >= 0 => match by_timestamp(ctx, topic, partition, ts).await {
             Ok(Some((offset, found_ts))) => base.with_offset(offset).with_timestamp(found_ts),
             Ok(None) => base,
@@ -136,6 +139,51 @@ async fn by_timestamp(
                     return Ok(Some((base + i64::from(r.offset_delta), rts)));
                 }
             }
+        }
+        base += h.offset_count();
+    }
+    Ok(None)
+}
+
+/// The offset and timestamp of the record with the partition's largest timestamp (the
+/// lowest offset among ties), for MAX_TIMESTAMP.
+async fn max_timestamp(
+    ctx: &Ctx,
+    topic: &Topic,
+    partition: i32,
+) -> Result<Option<(i64, i64)>, ResponseError> {
+    let storage = |e: String| {
+        warn!(topic = %topic.name, partition, error = %e, "max timestamp lookup failed");
+        ResponseError::KafkaStorageError
+    };
+    let entry = match ctx.metadata.find_max_timestamp(topic.id, partition).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(storage(e.to_string())),
+    };
+    let chunk = ctx
+        .cache
+        .get(&entry.object_key, entry.byte_offset, entry.byte_len)
+        .await
+        .map_err(|e| storage(e.to_string()))?;
+    let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;
+    let mut base = entry.base_offset;
+    for b in batches {
+        let h = b.header;
+        if h.max_timestamp == entry.max_timestamp_ms {
+            let records = decode_records(&chunk[b.range.clone()], MAX_UNCOMPRESSED)
+                .map_err(|e| storage(e.to_string()))?;
+            if let Some(r) = records
+                .iter()
+                .find(|r| h.base_timestamp + r.timestamp_delta == h.max_timestamp)
+            {
+                return Ok(Some((base + i64::from(r.offset_delta), h.max_timestamp)));
+            }
+            // A batch whose header max disagrees with its records: report the batch's last offset.
+            return Ok(Some((
+                base + i64::from(h.last_offset_delta),
+                h.max_timestamp,
+            )));
         }
         base += h.offset_count();
     }

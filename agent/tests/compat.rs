@@ -331,3 +331,45 @@ async fn produce_by_topic_id() {
     );
     assert_eq!(c.high_watermark("by-id", 0).await, 6);
 }
+
+/// ListOffsets MAX_TIMESTAMP (-3, v7+): the record with the largest timestamp, not the last.
+#[tokio::test]
+async fn list_offsets_max_timestamp() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::ListOffsetsRequest;
+
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("maxts", 1, &[]).await;
+    let ask = || {
+        ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("maxts"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-3)])])
+    };
+    let empty = c.call(&ask(), 7).await;
+    let p = &empty.topics[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.offset, p.timestamp),
+        (0, -1, -1),
+        "empty partition"
+    );
+    // Batches based at 1000, 5000 and 2000: the max is the last record of the 2nd batch.
+    for ts in [1_000, 5_000, 2_000] {
+        let r = c
+            .produce_one(
+                "maxts",
+                0,
+                batches::batch(ts, &batches::values("t", 3), Compression::Zstd),
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    let r = c.call(&ask(), 8).await;
+    let p = &r.topics[0].partitions[0];
+    // batch() spaces records 10 ms apart from its base timestamp.
+    assert_eq!((p.error_code, p.offset, p.timestamp), (0, 5, 5_020));
+}

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::error::{MetadataError, Result};
 use crate::http::{
-    ApiError, ClusterBody, CreatePartitionsBody, IndexQuery, TimestampQuery, WatchQuery,
+    ApiError, ClusterBody, CreatePartitionsBody, IndexQuery, PartitionQuery, TimestampQuery,
+    WatchQuery,
 };
 use crate::service::{Metadata, WatchBatch, WatchCursor};
 use crate::types::{
@@ -170,6 +171,18 @@ impl Metadata for HttpMetadataClient {
             timestamp_ms,
         };
         self.send(self.get("/v1/timestamp").query(&q)).await
+    }
+
+    async fn find_max_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> Result<Option<IndexEntry>> {
+        let q = PartitionQuery {
+            topic_id,
+            partition,
+        };
+        self.send(self.get("/v1/max-timestamp").query(&q)).await
     }
 
     async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {

@@ -129,6 +129,15 @@ pub struct TimestampQuery {
     pub timestamp_ms: i64,
 }
 
+/// Query of `GET /v1/max-timestamp`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PartitionQuery {
+    /// Topic id.
+    pub topic_id: TopicId,
+    /// Partition.
+    pub partition: i32,
+}
+
 /// Query of `GET /v1/watch`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WatchQuery {
@@ -158,6 +167,7 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/commit", post(commit))
         .route("/v1/index", get(read_index))
         .route("/v1/timestamp", get(find_by_timestamp))
+        .route("/v1/max-timestamp", get(find_max_timestamp))
         .route("/v1/watch", get(watch))
         .route(
             "/v1/groups/{group}/offsets",
@@ -258,4 +268,11 @@ async fn fetch_offsets(
     Path(group): Path<String>,
 ) -> ApiResult<Vec<CommittedOffset>> {
     Ok(Json(s.fetch_offsets(&group).await?))
+}
+
+async fn find_max_timestamp(
+    State(s): Svc,
+    Query(q): Query<PartitionQuery>,
+) -> ApiResult<Option<crate::types::IndexEntry>> {
+    Ok(Json(s.find_max_timestamp(q.topic_id, q.partition).await?))
 }

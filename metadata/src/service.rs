@@ -78,6 +78,12 @@ pub trait Metadata: Send + Sync + 'static {
         partition: i32,
         timestamp_ms: i64,
     ) -> Result<Option<IndexEntry>>;
+    /// The index entry holding the partition's largest timestamp.
+    async fn find_max_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> Result<Option<IndexEntry>>;
     /// Waits up to `timeout` for changes after `cursor` and returns them (possibly none).
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch>;
     /// Stores a consumer group's committed offsets.
@@ -325,6 +331,14 @@ impl Metadata for MetadataService {
         self.store
             .find_by_timestamp(topic_id, partition, timestamp_ms)
             .await
+    }
+
+    async fn find_max_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> Result<Option<IndexEntry>> {
+        self.store.find_max_timestamp(topic_id, partition).await
     }
 
     async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {

@@ -277,6 +277,14 @@ impl Metadata for FlakyMetadata {
         self.inner.watch(cursor, timeout).await
     }
 
+    async fn find_max_timestamp(
+        &self,
+        topic_id: floe_metadata::TopicId,
+        partition: i32,
+    ) -> floe_metadata::Result<Option<floe_metadata::IndexEntry>> {
+        self.inner.find_max_timestamp(topic_id, partition).await
+    }
+
     async fn commit_offsets(
         &self,
         group_id: &str,

@@ -80,6 +80,15 @@ pub trait MetadataStore: Send + Sync + 'static {
         timestamp_ms: i64,
     ) -> Result<Option<IndexEntry>>;
 
+    /// The index entry holding the partition's largest timestamp (the lowest offset among
+    /// ties), not below the log start offset, if the partition has any data. Scans the
+    /// partition's entries: ListOffsets with MAX_TIMESTAMP (KIP-734) is rare.
+    async fn find_max_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> Result<Option<IndexEntry>>;
+
     /// Watermarks of every partition of every live topic.
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>>;
 

@@ -416,6 +416,29 @@ impl MetadataStore for PostgresStore {
         row.map(super::plan::index_entry).transpose()
     }
 
+    async fn find_max_timestamp(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> Result<Option<IndexEntry>> {
+        let row: Option<super::plan::IndexRow> = sqlx::query_as(
+            "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms
+             FROM offset_index i
+             JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
+             JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
+             WHERE i.topic_id = $1 AND i.partition = $2 AND i.kind = 'data'
+               AND i.last_offset >= p.log_start_offset
+             ORDER BY i.max_timestamp_ms DESC, i.base_offset
+             LIMIT 1",
+        )
+        .bind(topic_id)
+        .bind(partition)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(super::plan::index_entry).transpose()
+    }
+
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {
         let rows: Vec<(Uuid, i32, i64, i64)> = sqlx::query_as(super::plan::WATERMARKS_SQL)
             .fetch_all(&self.pool)

@@ -120,6 +120,7 @@ conformance_suite!(
     data_survives_reopen,
     concurrent_commits_are_contiguous,
     group_offsets_upsert_survive_reopen_and_hide_deleted_topics,
+    find_max_timestamp_finds_the_largest_lowest_offset,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -929,4 +930,25 @@ async fn group_offsets_upsert_survive_reopen_and_hide_deleted_topics<H: Harness>
         store.fetch_offsets("other").await.unwrap(),
         vec![offset(t.id, 0, 1, NOW)]
     );
+}
+
+async fn find_max_timestamp_finds_the_largest_lowest_offset<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    assert_eq!(store.find_max_timestamp(t.id, 0).await.unwrap(), None);
+    // chunk() stamps max_timestamp_ms = NOW + offset_count: 5, 9, 3, 9 offsets.
+    for (i, n) in [5, 9, 3, 9].into_iter().enumerate() {
+        store
+            .commit_objects(&[object(&format!("o{i}"), vec![chunk(t.id, 0, n)])], NOW)
+            .await
+            .unwrap();
+    }
+    let e = store.find_max_timestamp(t.id, 0).await.unwrap().unwrap();
+    assert_eq!(
+        (e.base_offset, e.max_timestamp_ms),
+        (5, NOW + 9),
+        "ties go to the lowest offset"
+    );
+    assert_eq!(store.find_max_timestamp(t.id, 1).await.unwrap(), None);
 }

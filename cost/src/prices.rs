@@ -89,21 +89,33 @@ impl Prices {
             ("hours_per_month", self.hours_per_month),
             ("s3.put_usd_per_1000", self.s3.put_usd_per_1000),
             ("s3.get_usd_per_1000", self.s3.get_usd_per_1000),
-            ("s3.storage_usd_per_gb_month", self.s3.storage_usd_per_gb_month),
+            (
+                "s3.storage_usd_per_gb_month",
+                self.s3.storage_usd_per_gb_month,
+            ),
             (
                 "transfer.inter_az_usd_per_gb_each_way",
                 self.transfer.inter_az_usd_per_gb_each_way,
             ),
-            ("ebs_gp3.storage_usd_per_gb_month", self.ebs_gp3.storage_usd_per_gb_month),
+            (
+                "ebs_gp3.storage_usd_per_gb_month",
+                self.ebs_gp3.storage_usd_per_gb_month,
+            ),
             ("ebs_gp3.included_mbps", self.ebs_gp3.included_mbps),
             (
                 "ebs_gp3.throughput_usd_per_mbps_month",
                 self.ebs_gp3.throughput_usd_per_mbps_month,
             ),
             ("floe_agent.usd_per_hour", self.floe_agent.usd_per_hour),
-            ("floe_agent.baseline_network_gbps", self.floe_agent.baseline_network_gbps),
+            (
+                "floe_agent.baseline_network_gbps",
+                self.floe_agent.baseline_network_gbps,
+            ),
             ("kafka_broker.usd_per_hour", self.kafka_broker.usd_per_hour),
-            ("kafka_broker.baseline_network_gbps", self.kafka_broker.baseline_network_gbps),
+            (
+                "kafka_broker.baseline_network_gbps",
+                self.kafka_broker.baseline_network_gbps,
+            ),
             ("metadata_db.usd_per_hour", self.metadata_db.usd_per_hour),
             ("metadata_db.storage_gb", self.metadata_db.storage_gb),
             (
@@ -116,7 +128,10 @@ impl Prices {
                 return Err(CostError::Invalid(format!("{name} = {v} must be >= 0")));
             }
         }
-        for (name, i) in [("floe_agent", &self.floe_agent), ("kafka_broker", &self.kafka_broker)] {
+        for (name, i) in [
+            ("floe_agent", &self.floe_agent),
+            ("kafka_broker", &self.kafka_broker),
+        ] {
             if i.vcpus == 0 || i.baseline_network_gbps <= 0.0 {
                 return Err(CostError::Invalid(format!(
                     "{name}: vcpus and baseline_network_gbps must be > 0"

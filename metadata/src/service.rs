@@ -106,10 +106,23 @@ struct Feed {
     partitions: HashMap<(TopicId, i32), (PartitionWatermark, u64)>,
 }
 
-/// How often a watcher with nothing new re-reads watermarks from the database. This is
-/// what makes commits through *another* metadata instance (several instances on one
-/// PostgreSQL) visible here; commits through this instance wake watchers at once.
-const FOREIGN_REFRESH: Duration = Duration::from_millis(500);
+/// Settings of the service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSettings {
+    /// How often a watcher with nothing new re-reads watermarks from the database. Commits
+    /// through this instance wake watchers at once; commits through *another* instance on the
+    /// same PostgreSQL arrive by NOTIFY, and this re-read is the backstop (and the only way
+    /// on a backend without notifications).
+    pub foreign_refresh: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            foreign_refresh: Duration::from_millis(500),
+        }
+    }
+}
 
 /// In-process metadata service.
 pub struct MetadataService {
@@ -120,24 +133,43 @@ pub struct MetadataService {
     changed: watch::Sender<u64>,
     now_ms: NowMs,
     closing: std::sync::atomic::AtomicBool,
+    settings: ServiceSettings,
+    /// Bumped by changes made through this instance (commits, and topic changes, which set
+    /// the flag); a task turns them into NOTIFYs.
+    local_changes: watch::Sender<(u64, bool)>,
 }
 
 impl MetadataService {
-    /// Starts the service (and its sequencer task) over `store`.
+    /// Starts the service (and its sequencer task) over `store` with default settings.
     pub async fn start(
         store: Arc<dyn MetadataStore>,
         now_ms: NowMs,
         stats: StatsHook,
     ) -> Result<Arc<Self>> {
+        Self::start_with(store, now_ms, stats, ServiceSettings::default()).await
+    }
+
+    /// Starts the service with explicit settings.
+    pub async fn start_with(
+        store: Arc<dyn MetadataStore>,
+        now_ms: NowMs,
+        stats: StatsHook,
+        settings: ServiceSettings,
+    ) -> Result<Arc<Self>> {
         let feed = Arc::new(Mutex::new(Feed::default()));
         let (changed, _) = watch::channel(0u64);
+        let (local_changes, _) = watch::channel((0u64, false));
         let changed_for_seq = changed.clone();
+        let local_for_seq = local_changes.clone();
         let feed_for_seq = feed.clone();
         let clock = now_ms.clone();
         let sequencer = Sequencer::start(
             store.clone(),
             move || clock(),
-            move |marks| apply_marks(&feed_for_seq, &changed_for_seq, marks),
+            move |marks| {
+                apply_marks(&feed_for_seq, &changed_for_seq, marks);
+                local_for_seq.send_modify(|v| v.0 += 1);
+            },
             move |s| stats(s),
         );
         let service = Arc::new(MetadataService {
@@ -148,9 +180,82 @@ impl MetadataService {
             changed,
             now_ms,
             closing: std::sync::atomic::AtomicBool::new(false),
+            settings,
+            local_changes,
         });
+        service.spawn_change_relay().await?;
         service.refresh_from_store().await?;
         Ok(service)
+    }
+
+    /// Relays changes between metadata processes sharing the database: local changes go out
+    /// as notifications (coalesced: one in flight at a time), and notifications from other
+    /// processes trigger a re-read of the watermarks and topics.
+    async fn spawn_change_relay(self: &Arc<Self>) -> Result<()> {
+        let Some(mut incoming) = self.store.change_notifications().await? else {
+            return Ok(());
+        };
+        // Payload: "<instance>:d" after commits, "<instance>:t" after topic changes, or
+        // empty when the listener lost its connection (anything may have changed).
+        let me = self.instance.to_string();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                // Several notifications queued: one refresh covers them all.
+                let (mut foreign, mut topics) = (false, false);
+                let mut note = |p: &str| {
+                    let (origin, kind) = p.split_once(':').unwrap_or(("", "t"));
+                    if origin != me {
+                        foreign = true;
+                        topics |= kind != "d";
+                    }
+                };
+                note(&first);
+                while let Ok(p) = incoming.try_recv() {
+                    note(&p);
+                }
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                if foreign {
+                    if let Err(e) = service.refresh_from_store().await {
+                        tracing::warn!(error = %e, "refresh after a change notification failed");
+                    }
+                    if topics {
+                        // Configs or partitions changed elsewhere: agents re-read topics.
+                        let mut feed = lock(&service.feed);
+                        feed.version += 1;
+                        feed.topics_generation += 1;
+                        let v = feed.version;
+                        drop(feed);
+                        service.changed.send_replace(v);
+                    }
+                }
+            }
+        });
+        let mut local = self.local_changes.subscribe();
+        let weak = Arc::downgrade(self);
+        let me = self.instance.to_string();
+        tokio::spawn(async move {
+            // Ends when the service (the only sender) is dropped.
+            while local.changed().await.is_ok() {
+                local.borrow_and_update();
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                // Take the topics flag without waking ourselves again.
+                let mut topics = false;
+                service.local_changes.send_if_modified(|v| {
+                    topics = std::mem::replace(&mut v.1, false);
+                    false
+                });
+                let payload = format!("{me}:{}", if topics { 't' } else { 'd' });
+                if let Err(e) = service.store.notify_change(&payload).await {
+                    tracing::warn!(error = %e, "change notification failed");
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Answers every waiting and future `watch` at once, so an HTTP server shutting down is
@@ -186,6 +291,7 @@ impl MetadataService {
     }
 
     fn topics_changed(&self) {
+        self.local_changes.send_modify(|v| *v = (v.0 + 1, true));
         let mut feed = lock(&self.feed);
         feed.version += 1;
         feed.topics_generation += 1;
@@ -367,7 +473,7 @@ impl Metadata for MetadataService {
                     topics_generation: feed.topics_generation,
                 });
             }
-            let wait = (deadline - now).min(FOREIGN_REFRESH);
+            let wait = (deadline - now).min(self.settings.foreign_refresh);
             match tokio::time::timeout(wait, rx.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {

@@ -92,6 +92,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Watermarks of every partition of every live topic.
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>>;
 
+    /// Tells other metadata processes sharing this database that watermarks or topics
+    /// changed (`origin` names the sender). PostgreSQL sends a NOTIFY; SQLite, used by one
+    /// process only, has nobody to tell.
+    async fn notify_change(&self, _origin: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// A stream of change notifications from any process (payload: the sender's `origin`,
+    /// or empty after a lost connection, when changes may have been missed). `None` when
+    /// the backend has no notifications.
+    async fn change_notifications(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>> {
+        Ok(None)
+    }
+
     /// Stores a consumer group's committed offsets (insert or replace per partition), in one
     /// transaction, creating the group's row if this is its first commit. Offsets of deleted
     /// topics are refused by the caller; the store does not check.

@@ -45,6 +45,9 @@ const MAX_CONNECTIONS: u32 = 16;
 /// retry of the same object (the second attempt then finds the key and returns its outcomes).
 const COMMIT_ATTEMPTS: usize = 3;
 
+/// NOTIFY channel that tells metadata processes sharing the database about changes.
+const CHANGES_CHANNEL: &str = "floe_changes";
+
 /// The metadata store on PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -437,6 +440,47 @@ impl MetadataStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         row.map(super::plan::index_entry).transpose()
+    }
+
+    async fn notify_change(&self, origin: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(origin)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn change_notifications(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                // Stop (and give the connection back) as soon as nobody listens any more.
+                let next = tokio::select! {
+                    n = listener.try_recv() => n,
+                    _ = tx.closed() => return,
+                };
+                match next {
+                    // A full channel means a refresh is already pending: dropping is fine.
+                    Ok(Some(n)) => {
+                        let _ = tx.try_send(n.payload().to_string());
+                    }
+                    // Connection lost: the listener reconnects on the next call; changes in
+                    // between were missed, so ask for a refresh.
+                    Ok(None) => {
+                        let _ = tx.try_send(String::new());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change listener failed; retrying");
+                        let _ = tx.try_send(String::new());
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {

@@ -18,13 +18,10 @@ resource "aws_db_parameter_group" "this" {
   description = "Floe metadata database"
   tags        = merge(local.tags, { "floe:role" = "database" })
 
-  # The metadata service does not speak TLS to PostgreSQL yet (its sqlx build has no TLS
-  # feature), and RDS for PostgreSQL 15+ forces TLS by default. Until it does, allow plain
-  # connections; they stay inside the VPC, between the metadata and database security groups.
-  # Set to 1 as soon as the metadata service supports sslmode=require.
+  # The metadata service connects with sslmode=require (rustls); refuse anything else.
   parameter {
     name  = "rds.force_ssl"
-    value = "0"
+    value = "1"
   }
 
   # Log statements slower than 250 ms: a slow group commit shows up here first.
@@ -61,8 +58,7 @@ resource "aws_iam_role_policy_attachment" "rds_monitoring" {
 
 resource "aws_db_instance" "this" {
   #checkov:skip=CKV_AWS_293:Deletion protection follows var.deletion_protection (true by default in the module; the example turns it off to make teardown easy).
-  #checkov:skip=CKV_AWS_161:IAM database authentication needs TLS to PostgreSQL, which the metadata service does not speak yet; the password is managed by Secrets Manager instead.
-  #checkov:skip=CKV2_AWS_69:rds.force_ssl is 0 until the metadata service connects with TLS (its sqlx build has no TLS feature); traffic stays between two security groups inside the VPC. Tracked in docs/deploy-aws.md.
+  #checkov:skip=CKV_AWS_161:the metadata service authenticates with the Secrets Manager managed password; IAM token authentication is not implemented in it yet.
   identifier     = "${var.name}-metadata"
   engine         = "postgres"
   engine_version = var.db_engine_version

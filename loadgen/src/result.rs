@@ -1,0 +1,210 @@
+//! The JSON result of a run. `floe cost --bench` reads `produce.bytes` and
+//! `floe.object_store.*`, `floe.cpu_seconds` from it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::consume::ConsumerStats;
+use crate::produce::ProducerStats;
+use crate::scrape::{Counters, Snapshot};
+use crate::stats::LatencyMs;
+use crate::BenchConfig;
+
+const GIB: f64 = 1_073_741_824.0;
+const MIB: f64 = 1_048_576.0;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub schema: &'static str,
+    pub config: BenchConfig,
+    pub topic: String,
+    pub produce: ProduceResult,
+    pub consume: ConsumeResult,
+    /// Floe's counters over the run (None without --admin and --floe-pid).
+    pub floe: Option<FloeResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProduceResult {
+    pub sent: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub flush_errors: Vec<String>,
+    /// From the first send to the last delivery report.
+    pub elapsed_s: f64,
+    pub mb_per_s: f64,
+    pub mib_per_s: f64,
+    pub records_per_s: f64,
+    pub latency_ms: LatencyMs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumeResult {
+    pub consumers: usize,
+    pub records: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    /// From the run's start to the last record read.
+    pub elapsed_s: f64,
+    pub mb_per_s: f64,
+    pub records_per_s: f64,
+    /// Consumers read every acknowledged record.
+    pub complete: bool,
+    pub e2e_latency_ms: LatencyMs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectStoreDelta {
+    pub put_requests: f64,
+    pub get_requests: f64,
+    pub delete_requests: f64,
+    pub put_bytes: f64,
+    pub get_bytes: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloeResult {
+    pub admin: Vec<String>,
+    pub object_store: ObjectStoreDelta,
+    pub wal_objects: f64,
+    pub metadata_commits: f64,
+    pub produce_bytes: f64,
+    pub fetch_bytes: f64,
+    /// Floe exports no per-zone byte counter yet.
+    pub cross_zone_bytes: Option<f64>,
+    pub cross_zone_source: &'static str,
+    pub cpu_seconds: Option<f64>,
+    pub cpu_source: &'static str,
+    pub puts_per_gib: Option<f64>,
+    pub gets_per_gib: Option<f64>,
+    pub cpu_seconds_per_mib: Option<f64>,
+}
+
+fn delta(a: &Counters, b: &Counters) -> Counters {
+    Counters {
+        put_requests: b.put_requests - a.put_requests,
+        get_requests: b.get_requests - a.get_requests,
+        delete_requests: b.delete_requests - a.delete_requests,
+        put_bytes: b.put_bytes - a.put_bytes,
+        get_bytes: b.get_bytes - a.get_bytes,
+        wal_objects: b.wal_objects - a.wal_objects,
+        metadata_commits: b.metadata_commits - a.metadata_commits,
+        produce_bytes: b.produce_bytes - a.produce_bytes,
+        fetch_bytes: b.fetch_bytes - a.fetch_bytes,
+        process_cpu_seconds: match (a.process_cpu_seconds, b.process_cpu_seconds) {
+            (Some(x), Some(y)) => Some(y - x),
+            _ => None,
+        },
+    }
+}
+
+fn per_s(v: f64, s: f64) -> f64 {
+    if s > 0.0 {
+        v / s
+    } else {
+        0.0
+    }
+}
+
+pub fn build(
+    cfg: &BenchConfig,
+    topic: &str,
+    producers: Vec<ProducerStats>,
+    produce_elapsed: Duration,
+    consumers: Vec<ConsumerStats>,
+    before: &Snapshot,
+    after: &Snapshot,
+) -> BenchResult {
+    let pe = produce_elapsed.as_secs_f64();
+    let records: u64 = producers.iter().map(|p| p.acked).sum();
+    let bytes: u64 = producers.iter().map(|p| p.acked_bytes).sum();
+    let mut lat = Vec::new();
+    let mut flush_errors = Vec::new();
+    for p in &producers {
+        lat.extend_from_slice(&p.latency_us);
+        flush_errors.extend(p.flush_error.clone());
+    }
+    let produce = ProduceResult {
+        sent: producers.iter().map(|p| p.sent).sum(),
+        records,
+        bytes,
+        errors: producers.iter().map(|p| p.errors).sum(),
+        flush_errors,
+        elapsed_s: pe,
+        mb_per_s: per_s(bytes as f64, pe) / 1e6,
+        mib_per_s: per_s(bytes as f64, pe) / MIB,
+        records_per_s: per_s(records as f64, pe),
+        latency_ms: LatencyMs::from_micros(lat),
+    };
+    let crecords: u64 = consumers.iter().map(|c| c.records).sum();
+    let cbytes: u64 = consumers.iter().map(|c| c.bytes).sum();
+    let ce = consumers
+        .iter()
+        .filter_map(|c| c.last_record)
+        .max()
+        .unwrap_or_default()
+        .as_secs_f64();
+    let mut e2e = Vec::new();
+    for c in &consumers {
+        e2e.extend_from_slice(&c.e2e_us);
+    }
+    let consume = ConsumeResult {
+        consumers: consumers.len(),
+        records: crecords,
+        bytes: cbytes,
+        errors: consumers.iter().map(|c| c.errors).sum(),
+        elapsed_s: ce,
+        mb_per_s: per_s(cbytes as f64, ce) / 1e6,
+        records_per_s: per_s(crecords as f64, ce),
+        complete: !consumers.is_empty() && crecords >= records,
+        e2e_latency_ms: LatencyMs::from_micros(e2e),
+    };
+    let floe = (after.scraped || after.proc_cpu_seconds.is_some()).then(|| {
+        let d = delta(&before.counters, &after.counters);
+        let (cpu_seconds, cpu_source) = match (
+            d.process_cpu_seconds,
+            before.proc_cpu_seconds,
+            after.proc_cpu_seconds,
+        ) {
+            (Some(c), _, _) => (Some(c), "process_cpu_seconds_total from /metrics"),
+            (None, Some(a), Some(b)) => (Some(b - a), "utime+stime from /proc/<pid>/stat of --floe-pid"),
+            _ => (
+                None,
+                "unavailable: the agents export no process CPU metric; pass --floe-pid for local processes",
+            ),
+        };
+        let gib = bytes as f64 / GIB;
+        let ratio = |v: f64| (gib > 0.0 && after.scraped).then(|| v / gib);
+        FloeResult {
+            admin: cfg.admin.clone(),
+            object_store: ObjectStoreDelta {
+                put_requests: d.put_requests,
+                get_requests: d.get_requests,
+                delete_requests: d.delete_requests,
+                put_bytes: d.put_bytes,
+                get_bytes: d.get_bytes,
+            },
+            wal_objects: d.wal_objects,
+            metadata_commits: d.metadata_commits,
+            produce_bytes: d.produce_bytes,
+            fetch_bytes: d.fetch_bytes,
+            cross_zone_bytes: None,
+            cross_zone_source: "unavailable: Floe exports no per-zone byte counter yet",
+            cpu_seconds,
+            cpu_source,
+            puts_per_gib: ratio(d.put_requests),
+            gets_per_gib: ratio(d.get_requests),
+            cpu_seconds_per_mib: cpu_seconds.filter(|_| bytes > 0).map(|c| c / (bytes as f64 / MIB)),
+        }
+    });
+    BenchResult {
+        schema: "floe-bench/1",
+        config: cfg.clone(),
+        topic: topic.to_string(),
+        produce,
+        consume,
+        floe,
+    }
+}

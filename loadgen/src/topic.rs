@@ -1,0 +1,36 @@
+//! Creates the bench topic with the requested partitions (replication factor 1: Floe takes
+//! its durability from the object store; against Kafka, pass an existing topic with --topic).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::{BenchConfig, LoadgenError};
+
+pub fn create(cfg: &BenchConfig, topic: &str) -> Result<(), LoadgenError> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let new = NewTopic::new(topic, cfg.partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let fut = admin.create_topics([&new], &opts);
+    // The future is completed by librdkafka's own thread; any executor can wait for it.
+    let results = match tokio::runtime::Handle::try_current() {
+        Ok(h) => h.block_on(fut),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(fut),
+    }?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(LoadgenError::Config(format!(
+                    "creating topic {name}: {code}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}

@@ -50,6 +50,87 @@ enum Role {
     Compactor(CompactorArgs),
     /// Lists what a WAL object file holds, from its own footer (no database needed).
     InspectWal(InspectArgs),
+    /// Load generator on librdkafka: produce/consume throughput and latency, JSON result.
+    Bench(BenchArgs),
+    /// Monthly AWS bill of Floe beside classic RF=3 Kafka, every line with its formula.
+    Cost(CostArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Kafka bootstrap address (Floe or any Kafka-compatible server).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Topic (default: a fresh floe-bench-<random>, created with --partitions).
+    #[arg(long)]
+    topic: Option<String>,
+    /// How long producers send, e.g. 60s, 500ms, 2m.
+    #[arg(long, default_value = "60s", value_parser = floe_loadgen::parse_duration)]
+    duration: std::time::Duration,
+    /// Value size in bytes (the first 8 hold the send time).
+    #[arg(long, default_value_t = 1024)]
+    message_bytes: usize,
+    /// Total records/s over all producers (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    producers: u32,
+    /// Consumers, each assign()ing a share of the partitions from the beginning.
+    #[arg(long, default_value_t = 1)]
+    consumers: u32,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// none, gzip, snappy or lz4.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u32,
+    /// Client zone: client.id=floe_az=<zone> and client.rack=<zone>.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Agent admin address (host:port) to scrape /metrics from before and after; repeatable.
+    #[arg(long)]
+    admin: Vec<String>,
+    /// PID of a local Floe process whose CPU time to measure from /proc; repeatable.
+    #[arg(long)]
+    floe_pid: Vec<u32>,
+    /// How long consumers may take to catch up after producing stops.
+    #[arg(long, default_value = "30s", value_parser = floe_loadgen::parse_duration)]
+    drain_timeout: std::time::Duration,
+    /// Write the JSON result here.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CostArgs {
+    /// Produced MiB/s (1024 = 1 GiB/s).
+    #[arg(long, default_value_t = 1024.0)]
+    ingest_mibps: f64,
+    /// Times each produced byte is read.
+    #[arg(long, default_value_t = 1.0)]
+    fanout: f64,
+    #[arg(long, default_value_t = 7.0)]
+    retention_days: f64,
+    #[arg(long, default_value_t = 3)]
+    zones: u32,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// A `floe bench --output` JSON whose measured ratios replace the defaults.
+    #[arg(long)]
+    bench: Option<PathBuf>,
+    /// A prices TOML replacing the embedded one (same fields).
+    #[arg(long)]
+    prices: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Write the SVG chart here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -453,6 +534,91 @@ fn inspect_wal(args: InspectArgs) -> Result<()> {
     }
 }
 
+fn bench(a: BenchArgs) -> Result<()> {
+    let cfg = floe_loadgen::BenchConfig {
+        bootstrap: a.bootstrap,
+        topic: a.topic,
+        duration: a.duration,
+        message_bytes: a.message_bytes,
+        rate: a.rate,
+        partitions: a.partitions,
+        producers: a.producers,
+        consumers: a.consumers,
+        acks: a.acks,
+        compression: a.compression,
+        linger_ms: a.linger_ms,
+        zone: a.zone,
+        admin: a.admin,
+        floe_pids: a.floe_pid,
+        drain_timeout: a.drain_timeout,
+    };
+    let r = floe_loadgen::run(&cfg)?;
+    let p = &r.produce;
+    let c = &r.consume;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    println!(
+        "produce: {} records, {:.2} MB/s, {:.0} records/s, errors {}; latency ms p50 {} p99 {} p99.9 {}",
+        p.records, p.mb_per_s, p.records_per_s, p.errors,
+        ms(p.latency_ms.p50), ms(p.latency_ms.p99), ms(p.latency_ms.p999)
+    );
+    println!(
+        "consume: {} records, {:.2} MB/s, {:.0} records/s, complete {}; end-to-end ms p50 {} p99 {}",
+        c.records, c.mb_per_s, c.records_per_s, c.complete,
+        ms(c.e2e_latency_ms.p50), ms(c.e2e_latency_ms.p99)
+    );
+    if let Some(f) = &r.floe {
+        println!(
+            "floe: {} PUTs, {} GETs, {} WAL objects, {} metadata commits, CPU {}",
+            f.object_store.put_requests,
+            f.object_store.get_requests,
+            f.wal_objects,
+            f.metadata_commits,
+            f.cpu_seconds
+                .map_or(f.cpu_source.to_string(), |s| format!("{s:.2} s"))
+        );
+    }
+    if let Some(out) = a.output {
+        let json = serde_json::to_string_pretty(&r)?;
+        std::fs::write(&out, json).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn cost(a: CostArgs) -> Result<()> {
+    use floe_cost::{bench::BenchInput, model, prices::Prices, render};
+    let prices = match &a.prices {
+        Some(p) => Prices::parse(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => Prices::embedded(),
+    };
+    let w = model::Workload {
+        ingest_mibps: a.ingest_mibps,
+        fanout: a.fanout,
+        retention_days: a.retention_days,
+        zones: a.zones,
+        region: a.region,
+    };
+    let asm = model::Assumptions::default();
+    let mut ratios = model::Ratios::defaults(&w, &asm);
+    if let Some(b) = &a.bench {
+        let text =
+            std::fs::read_to_string(b).with_context(|| format!("reading {}", b.display()))?;
+        ratios = BenchInput::parse(&text)?.apply(ratios)?;
+    }
+    let report = model::compute(&w, &asm, &ratios, &prices)?;
+    print!("{}", render::text(&report));
+    if let Some(p) = &a.svg {
+        std::fs::write(p, render::svg(&report))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &a.html {
+        std::fs::write(p, render::html(&report))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Role::InspectWal(a) = cli.role {
@@ -469,6 +635,8 @@ fn main() -> Result<()> {
             Role::Agent(a) => agent(a).await,
             Role::Compactor(a) => compactor(a).await,
             Role::InspectWal(_) => Ok(()),
+            Role::Bench(a) => tokio::task::spawn_blocking(move || bench(a)).await?,
+            Role::Cost(a) => cost(a),
         }
     })
 }

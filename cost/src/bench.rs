@@ -39,10 +39,11 @@ pub struct FloeCounters {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ObjectStore {
+    /// Counts, as floats: Prometheus counters are floats, and `floe bench` copies them.
     #[serde(default)]
-    pub put_requests: u64,
+    pub put_requests: f64,
     #[serde(default)]
-    pub get_requests: u64,
+    pub get_requests: f64,
 }
 
 impl BenchInput {
@@ -64,9 +65,15 @@ impl BenchInput {
                 "the bench result produced 0 bytes: no ratio can be measured".into(),
             ));
         }
+        let (puts, gets) = (f.object_store.put_requests, f.object_store.get_requests);
+        if !(puts.is_finite() && puts >= 0.0 && gets.is_finite() && gets >= 0.0) {
+            return Err(CostError::Invalid(format!(
+                "object-store counts must be >= 0, got {puts} PUTs and {gets} GETs"
+            )));
+        }
         let gib = self.produce.bytes as f64 / GIB;
-        r.puts_per_gib = Ratio::measured(f.object_store.put_requests as f64 / gib);
-        r.gets_per_gib = Ratio::measured(f.object_store.get_requests as f64 / gib);
+        r.puts_per_gib = Ratio::measured(puts / gib);
+        r.gets_per_gib = Ratio::measured(gets / gib);
         if let Some(c) = f.cpu_seconds.filter(|c| c.is_finite() && *c >= 0.0) {
             r.cpu_cores_per_mibps = Ratio::measured(c / (self.produce.bytes as f64 / MIB));
         }
@@ -125,6 +132,18 @@ mod tests {
         assert!(r.apply(defaults()).is_err());
         let r = BenchInput::parse(r#"{"produce":{"bytes":0},"floe":{}}"#).expect("json");
         assert!(r.apply(defaults()).is_err());
+        let j = r#"{"produce":{"bytes":10},"floe":{"object_store":{"put_requests":-1.0}}}"#;
+        assert!(BenchInput::parse(j)
+            .expect("json")
+            .apply(defaults())
+            .is_err());
+        // floe bench writes counts as floats (95.0).
+        let j = r#"{"produce":{"bytes":1073741824},"floe":{"object_store":{"put_requests":95.0}}}"#;
+        let r = BenchInput::parse(j)
+            .expect("json")
+            .apply(defaults())
+            .expect("apply");
+        assert_eq!(r.puts_per_gib.value, 95.0);
         assert!(BenchInput::parse("not json").is_err());
     }
 }

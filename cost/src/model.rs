@@ -307,7 +307,8 @@ pub fn n(v: f64) -> String {
         let i = v as i64;
         group(i)
     } else if v.abs() >= 100.0 {
-        format!("{v:.1}")
+        let tenths = (v * 10.0).round() as i64;
+        format!("{}.{}", group(tenths / 10), (tenths % 10).abs())
     } else if v.abs() >= 1.0 {
         format!("{v:.3}")
     } else {
@@ -317,14 +318,14 @@ pub fn n(v: f64) -> String {
 }
 
 fn group(i: i64) -> String {
-    let s = i.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (k, c) in s.chars().enumerate() {
-        if k > 0 && (s.len() - k) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
+    let digits = i.unsigned_abs().to_string();
+    let mut parts: Vec<&str> = digits
+        .as_bytes()
+        .rchunks(3)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    parts.reverse();
+    let out = parts.join(",");
     if i < 0 {
         format!("-{out}")
     } else {
@@ -548,8 +549,9 @@ pub fn compute(w: &Workload, a: &Assumptions, r: &Ratios, p: &Prices) -> Result<
     });
 
     let mut notes = vec![
+        "Classic Kafka here keeps the whole retention on EBS (no tiered storage) and runs on on-demand instances; Floe keeps it in S3 Standard.".to_string(),
         format!(
-            "Prices: {} list prices for {}, dated {} (check them; override with --prices).",
+            "Prices: {} for {}, dated {} (check them; override with --prices).",
             p.source, p.region, p.source_date
         ),
         format!(
@@ -560,12 +562,12 @@ pub fn compute(w: &Workload, a: &Assumptions, r: &Ratios, p: &Prices) -> Result<
     ];
     if r.puts_per_gib.source == Source::Measured {
         notes.push(format!(
-            "Measured PUTs/GiB include objects sealed by the {} ms timer before they were full: at a higher rate the ratio falls toward {} (full {} MiB objects).",
-            250, n(MIB_PER_GIB / a.wal_object_mib), n(a.wal_object_mib)
+            "Measured PUTs/GiB count objects sealed by the flush timer before they were full, so a bench slower than the workload overstates them; full {} MiB objects give {} PUT/GiB.",
+            n(a.wal_object_mib), n(MIB_PER_GIB / a.wal_object_mib)
         ));
     }
     if r.gets_per_gib.source == Source::Measured {
-        notes.push("Measured GETs/GiB come from the bench's topology (often one agent, whose own cache serves its consumers): a fleet in several zones fetches each object once per other zone.".into());
+        notes.push("Measured GETs/GiB reflect the bench's topology (number of agents and zones, cache size, consumer lag); the design default is one GET per WAL object per zone other than the writer's.".into());
     }
     Ok(Report {
         workload: w.clone(),
@@ -677,7 +679,7 @@ mod tests {
         // $0.45 × 730 + 100 × $0.23 = $351.50.
         assert!(close(line(f, "metadata DB").usd_month, 351.5, 1e-9));
         assert_eq!(line(f, "cross-zone").usd_month, 0.0);
-        assert!(close(f.total(), 21_603.4808, 1e-6), "{}", f.total());
+        assert!(close(f.total(), 21_603.480_8, 1e-6), "{}", f.total());
     }
 
     #[test]
@@ -796,8 +798,10 @@ mod tests {
     fn bad_inputs_are_refused() {
         let p = Prices::embedded();
         let a = Assumptions::default();
-        let mut w = Workload::default();
-        w.region = "eu-west-1".into();
+        let w = Workload {
+            region: "eu-west-1".into(),
+            ..Workload::default()
+        };
         let r = Ratios::defaults(&w, &a);
         assert!(matches!(
             compute(&w, &a, &r, &p),
@@ -827,6 +831,7 @@ mod tests {
         assert_eq!(n(0.005), "0.005");
         assert_eq!(n(0.0004), "0.0004");
         assert_eq!(n(186.264_514_923_095_7), "186.3");
+        assert_eq!(n(256_640.625), "256,640.6");
         assert_eq!(n(2.133_333), "2.133");
         assert_eq!(n(-1200.0), "-1,200");
     }

@@ -37,7 +37,9 @@ pub fn start(
     let n = cfg.consumers.min(cfg.partitions as u32);
     for i in 0..n {
         let mut c = cfg.client_config();
-        c.set("enable.auto.commit", "false")
+        // librdkafka's assign() needs a group.id, though nothing joins or commits to it.
+        c.set("group.id", format!("{topic}-reader"))
+            .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", "100");
         let consumer: BaseConsumer = c.create()?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message};
+use rdkafka::ClientContext;
 
 use crate::stats::Shared;
 use crate::{BenchConfig, LoadgenError};

@@ -208,3 +208,92 @@ pub fn build(
         floe,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn producer(acked: u64, lat: Vec<u32>) -> ProducerStats {
+        ProducerStats {
+            latency_us: lat,
+            sent: acked,
+            acked,
+            acked_bytes: acked * 1024,
+            errors: 0,
+            flush_error: None,
+        }
+    }
+
+    #[test]
+    fn result_from_counters_by_hand() {
+        let cfg = BenchConfig {
+            admin: vec!["127.0.0.1:1".into()],
+            ..Default::default()
+        };
+        // 1,048,576 records of 1 KiB = 1 GiB in 8 s; one consumer read them all by 10 s.
+        let prods = vec![
+            producer(524_288, vec![1000, 3000]),
+            producer(524_288, vec![2000]),
+        ];
+        let cons = vec![ConsumerStats {
+            e2e_us: vec![5000, 7000],
+            records: 1_048_576,
+            bytes: 1 << 30,
+            errors: 0,
+            last_record: Some(Duration::from_secs(10)),
+        }];
+        let mut before = Snapshot {
+            scraped: true,
+            proc_cpu_seconds: Some(1.0),
+            ..Default::default()
+        };
+        before.counters.put_requests = 10.0;
+        let mut after = before.clone();
+        after.counters.put_requests = 138.0;
+        after.counters.get_requests = 64.0;
+        after.counters.wal_objects = 128.0;
+        after.proc_cpu_seconds = Some(6.12);
+        let r = build(
+            &cfg,
+            "t",
+            prods,
+            Duration::from_secs(8),
+            cons,
+            &before,
+            &after,
+        );
+        assert_eq!(r.produce.records, 1_048_576);
+        assert_eq!(r.produce.bytes, 1 << 30);
+        assert_eq!(r.produce.mib_per_s, 128.0);
+        assert_eq!(r.produce.records_per_s, 131_072.0);
+        assert_eq!(r.produce.latency_ms.p50, Some(2.0));
+        assert_eq!(r.consume.records_per_s, 104_857.6);
+        assert!(r.consume.complete);
+        assert_eq!(r.consume.e2e_latency_ms.p50, Some(5.0));
+        let f = r.floe.expect("floe counters");
+        assert_eq!(f.object_store.put_requests, 128.0);
+        assert_eq!(f.puts_per_gib, Some(128.0));
+        assert_eq!(f.gets_per_gib, Some(64.0));
+        assert_eq!(f.wal_objects, 128.0);
+        // 5.12 CPU s over 1,024 MiB = 0.005 s per MiB.
+        assert!((f.cpu_seconds.unwrap_or_default() - 5.12).abs() < 1e-9);
+        assert!((f.cpu_seconds_per_mib.unwrap_or_default() - 0.005).abs() < 1e-12);
+        assert!(f.cpu_source.contains("/proc"));
+        assert_eq!(f.cross_zone_bytes, None);
+    }
+
+    #[test]
+    fn no_admin_and_no_pid_means_no_floe_section() {
+        let r = build(
+            &BenchConfig::default(),
+            "t",
+            vec![producer(1, vec![1])],
+            Duration::from_secs(1),
+            vec![],
+            &Snapshot::default(),
+            &Snapshot::default(),
+        );
+        assert!(r.floe.is_none());
+        assert!(!r.consume.complete);
+    }
+}

@@ -121,7 +121,12 @@ async fn by_timestamp(
     };
     let chunk = ctx
         .cache
-        .get(&entry.object_key, entry.byte_offset, entry.byte_len)
+        .get(
+            &entry.object_key,
+            entry.object_size,
+            entry.byte_offset,
+            entry.byte_len,
+        )
         .await
         .map_err(|e| storage(e.to_string()))?;
     let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;
@@ -163,7 +168,12 @@ async fn max_timestamp(
     };
     let chunk = ctx
         .cache
-        .get(&entry.object_key, entry.byte_offset, entry.byte_len)
+        .get(
+            &entry.object_key,
+            entry.object_size,
+            entry.byte_offset,
+            entry.byte_len,
+        )
         .await
         .map_err(|e| storage(e.to_string()))?;
     let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;

@@ -112,6 +112,8 @@ pub struct IndexEntry {
     pub last_offset: i64,
     /// Object holding the bytes.
     pub object_key: String,
+    /// Size of that object in bytes (readers fetch it in fixed-size blocks).
+    pub object_size: i64,
     /// Byte position of the first batch in the object.
     pub byte_offset: i64,
     /// Length in bytes.

@@ -121,6 +121,7 @@ mod tests {
             base_offset: base,
             last_offset: last,
             object_key: format!("k{base}"),
+            object_size: 1,
             byte_offset: 0,
             byte_len: 1,
             batch_count: 1,

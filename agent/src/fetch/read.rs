@@ -76,7 +76,7 @@ pub async fn read_partition(
                 break 'outer;
             }
             let chunk = cache
-                .get(&e.object_key, e.byte_offset, e.byte_len)
+                .get(&e.object_key, e.object_size, e.byte_offset, e.byte_len)
                 .await
                 .map_err(|err| ReadError::Store(err.to_string()))?;
             let batches =

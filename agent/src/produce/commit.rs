@@ -136,16 +136,9 @@ impl Committer {
                     .as_secs_f64(),
             );
         }
-        // Chunks go into the cache before they become visible, so a consumer woken by the
-        // commit reads them from memory. Each is copied out: a slice would keep the whole
-        // object alive while the cache's weigher counted only the chunk.
-        for c in &sealed.chunks {
-            let range = c.byte_offset as usize..(c.byte_offset + c.byte_len) as usize;
-            if let Some(chunk) = sealed.object.get(range) {
-                let bytes = bytes::Bytes::copy_from_slice(chunk);
-                self.cache.insert(&key, c.byte_offset as i64, bytes).await;
-            }
-        }
+        // The object goes into the block cache before its chunks become visible, so a
+        // consumer woken by the commit reads them from memory.
+        self.cache.insert_object(&key, &sealed.object).await;
         let commit = ObjectCommit {
             object_key: key.clone(),
             object_size: sealed.object.len() as i64,
@@ -199,6 +192,7 @@ impl Committer {
                         base_offset: *base_offset,
                         last_offset,
                         object_key: key.to_string(),
+                        object_size: sealed.object.len() as i64,
                         byte_offset: meta.byte_offset as i64,
                         byte_len: meta.byte_len as i64,
                         batch_count: meta.batch_count as i32,

@@ -136,12 +136,22 @@ pub(crate) fn assemble_topics(rows: Vec<TopicRow>) -> Result<Vec<TopicInfo>> {
 }
 
 /// One row of the offset-index queries, in `IndexEntry` field order.
-pub(crate) type IndexRow = (i64, i64, String, i64, i64, i32, i64, i64);
+pub(crate) type IndexRow = (i64, i64, String, i64, i64, i32, i64, i64, i64);
 
 pub(crate) fn index_entry(row: IndexRow) -> Result<IndexEntry> {
-    let (base_offset, last_offset, object_key, byte_offset, byte_len, batch_count, first, max) =
-        row;
-    if last_offset < base_offset || byte_offset < 0 || byte_len < 0 {
+    let (
+        base_offset,
+        last_offset,
+        object_key,
+        byte_offset,
+        byte_len,
+        batch_count,
+        first,
+        max,
+        size,
+    ) = row;
+    if last_offset < base_offset || byte_offset < 0 || byte_len < 0 || byte_offset + byte_len > size
+    {
         return Err(MetadataError::Database(format!(
             "corrupt index entry {base_offset}..={last_offset} in {object_key}"
         )));
@@ -150,6 +160,7 @@ pub(crate) fn index_entry(row: IndexRow) -> Result<IndexEntry> {
         base_offset,
         last_offset,
         object_key,
+        object_size: size,
         byte_offset,
         byte_len,
         batch_count,

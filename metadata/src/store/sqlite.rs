@@ -364,8 +364,9 @@ impl MetadataStore for SqliteStore {
         // Same query as on PostgreSQL: the lower bound on base_offset keeps it on the key.
         let rows: Vec<plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
              FROM offset_index i
+             JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
              JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
              WHERE i.topic_id = ?1 AND i.partition = ?2 AND i.kind = 'data'
@@ -393,8 +394,9 @@ impl MetadataStore for SqliteStore {
     ) -> Result<Option<IndexEntry>> {
         let row: Option<plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
              FROM offset_index i
+             JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
              JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
              WHERE i.topic_id = ? AND i.partition = ? AND i.kind = 'data'
@@ -417,8 +419,9 @@ impl MetadataStore for SqliteStore {
     ) -> Result<Option<IndexEntry>> {
         let row: Option<super::plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
              FROM offset_index i
+             JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
              JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
              WHERE i.topic_id = ? AND i.partition = ? AND i.kind = 'data'

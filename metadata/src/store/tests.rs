@@ -420,10 +420,11 @@ async fn commit_assigns_contiguous_offsets<H: Harness>() {
     );
 
     let index = store.read_index(t.id, 0, 0, 100).await.unwrap();
-    let expect = |base: i64, c: &ChunkCommit, key: &str| IndexEntry {
+    let expect = |base: i64, c: &ChunkCommit, o: &ObjectCommit| IndexEntry {
         base_offset: base,
         last_offset: base + c.offset_count - 1,
-        object_key: key.to_string(),
+        object_key: o.object_key.clone(),
+        object_size: o.object_size,
         byte_offset: c.byte_offset,
         byte_len: c.byte_len,
         batch_count: c.batch_count,
@@ -433,9 +434,9 @@ async fn commit_assigns_contiguous_offsets<H: Harness>() {
     assert_eq!(
         index,
         vec![
-            expect(0, &o1.chunks[0], "o1"),
-            expect(5, &o2.chunks[0], "o2"),
-            expect(7, &o2.chunks[2], "o2")
+            expect(0, &o1.chunks[0], &o1),
+            expect(5, &o2.chunks[0], &o2),
+            expect(7, &o2.chunks[2], &o2)
         ]
     );
 }

@@ -145,7 +145,8 @@ pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
 /// A response still being computed; `None` means "send nothing" (acks=0 produce).
 pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
 
-/// Starts handling a request. Produce appends happen before this returns, which is what
+/// Starts handling a request. `client_zone` is the zone named in the client's `client.id`,
+/// if any (see `zone.rs`). Produce appends happen before this returns, which is what
 /// keeps pipelined produce requests of one connection in order; everything else runs in
 /// the returned future.
 pub async fn start(
@@ -153,20 +154,21 @@ pub async fn start(
     request: RequestKind,
     version: i16,
     span: Span,
+    client_zone: Option<String>,
 ) -> PendingResponse {
     let started = Instant::now();
     let metrics = ctx.metrics.clone();
     let api = api_name(&request);
     let fut: PendingResponse = match request {
         RequestKind::Produce(req) => {
-            let pending = produce::start(&ctx, req, version)
+            let pending = produce::start(&ctx, req, version, client_zone.as_deref())
                 .instrument(span.clone())
                 .await;
             async move { produce::finish(pending).await.map(ResponseKind::Produce) }.boxed()
         }
         RequestKind::Fetch(req) => async move {
             Some(ResponseKind::Fetch(
-                fetch::handle::handle(&ctx, req, version).await,
+                fetch::handle::handle(&ctx, req, version, client_zone).await,
             ))
         }
         .boxed(),

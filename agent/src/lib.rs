@@ -20,6 +20,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod produce;
 pub mod server;
+pub mod zone;
 
 pub use config::AgentConfig;
 pub use error::AgentError;

@@ -72,7 +72,7 @@ pub struct FloeResult {
     pub metadata_commits: f64,
     pub produce_bytes: f64,
     pub fetch_bytes: f64,
-    /// Floe exports no per-zone byte counter yet.
+    /// Record bytes exchanged with clients of another zone than the serving agent's.
     pub cross_zone_bytes: Option<f64>,
     pub cross_zone_source: &'static str,
     pub cpu_seconds: Option<f64>,
@@ -95,6 +95,12 @@ fn delta(a: &Counters, b: &Counters) -> Counters {
         fetch_bytes: b.fetch_bytes - a.fetch_bytes,
         process_cpu_seconds: match (a.process_cpu_seconds, b.process_cpu_seconds) {
             (Some(x), Some(y)) => Some(y - x),
+            _ => None,
+        },
+        cross_zone_bytes: match (a.cross_zone_bytes, b.cross_zone_bytes) {
+            (Some(x), Some(y)) => Some(y - x),
+            // The counter appears at its first cross-zone byte.
+            (None, Some(y)) => Some(y),
             _ => None,
         },
     }
@@ -168,7 +174,7 @@ pub fn build(
             before.proc_cpu_seconds,
             after.proc_cpu_seconds,
         ) {
-            (Some(c), _, _) => (Some(c), "process_cpu_seconds_total from /metrics"),
+            (Some(c), _, _) => (Some(c), "floe_process_cpu_seconds from /metrics"),
             (None, Some(a), Some(b)) => (Some(b - a), "utime+stime from /proc/<pid>/stat of --floe-pid"),
             _ => (
                 None,
@@ -190,8 +196,12 @@ pub fn build(
             metadata_commits: d.metadata_commits,
             produce_bytes: d.produce_bytes,
             fetch_bytes: d.fetch_bytes,
-            cross_zone_bytes: None,
-            cross_zone_source: "unavailable: Floe exports no per-zone byte counter yet",
+            cross_zone_bytes: d.cross_zone_bytes.or(after.scraped.then_some(0.0)),
+            cross_zone_source: if after.scraped {
+                "floe_cross_zone_bytes_total from /metrics (produce + fetch; 0 when no byte crossed)"
+            } else {
+                "unavailable: no /metrics scraped"
+            },
             cpu_seconds,
             cpu_source,
             puts_per_gib: ratio(d.put_requests),
@@ -253,6 +263,8 @@ mod tests {
         after.counters.get_requests = 64.0;
         after.counters.wal_objects = 128.0;
         after.proc_cpu_seconds = Some(6.12);
+        // The agents' cross-zone counter appears with its first byte.
+        after.counters.cross_zone_bytes = Some(4096.0);
         let r = build(
             &cfg,
             "t",
@@ -279,7 +291,7 @@ mod tests {
         assert!((f.cpu_seconds.unwrap_or_default() - 5.12).abs() < 1e-9);
         assert!((f.cpu_seconds_per_mib.unwrap_or_default() - 0.005).abs() < 1e-12);
         assert!(f.cpu_source.contains("/proc"));
-        assert_eq!(f.cross_zone_bytes, None);
+        assert_eq!(f.cross_zone_bytes, Some(4096.0));
     }
 
     #[test]

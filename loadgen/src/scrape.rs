@@ -19,8 +19,10 @@ pub struct Counters {
     pub metadata_commits: f64,
     pub produce_bytes: f64,
     pub fetch_bytes: f64,
-    /// `process_cpu_seconds_total` if an agent exports it.
+    /// `floe_process_cpu_seconds` (or the standard `process_cpu_seconds_total`) when exported.
     pub process_cpu_seconds: Option<f64>,
+    /// `floe_cross_zone_bytes_total`, both directions, when exported.
+    pub cross_zone_bytes: Option<f64>,
 }
 
 /// One sample line: name, labels text (without braces), value.
@@ -68,8 +70,11 @@ pub fn parse_metrics(text: &str, into: &mut Counters) {
             "floe_produce_commit_seconds_count" => into.metadata_commits += v,
             "floe_produce_bytes_total" => into.produce_bytes += v,
             "floe_fetch_bytes_total" => into.fetch_bytes += v,
-            "process_cpu_seconds_total" => {
+            "process_cpu_seconds_total" | "floe_process_cpu_seconds" => {
                 *into.process_cpu_seconds.get_or_insert(0.0) += v;
+            }
+            "floe_cross_zone_bytes_total" => {
+                *into.cross_zone_bytes.get_or_insert(0.0) += v;
             }
             _ => {}
         }

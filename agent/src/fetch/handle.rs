@@ -32,7 +32,25 @@ fn session_error(req: &FetchRequest) -> Option<ResponseError> {
 }
 
 /// Handles a Fetch request.
-pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    req: FetchRequest,
+    version: i16,
+    client_zone: Option<String>,
+) -> FetchResponse {
+    // client.rack (Fetch v11+) names the client's zone more precisely than client.id.
+    let rack = (version >= 11).then_some(req.rack_id.as_str());
+    let zone = crate::zone::rack_or(rack, client_zone);
+    let cross_zone = crate::zone::crosses(zone.as_deref(), ctx.config.zone.as_deref());
+    let count = |bytes: usize| {
+        ctx.metrics.fetch_bytes.inc_by(bytes as u64);
+        if cross_zone {
+            ctx.metrics
+                .cross_zone_bytes
+                .get_or_create(&floe_common::metrics::DirectionLabels { direction: "fetch" })
+                .inc_by(bytes as u64);
+        }
+    };
     if let Some(err) = session_error(&req) {
         return FetchResponse::default().with_error_code(err.code());
     }
@@ -45,7 +63,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
         let (resp, bytes, any_error) = gather(ctx, &req, version).await;
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline {
-            ctx.metrics.fetch_bytes.inc_by(bytes as u64);
+            count(bytes);
             return resp;
         }
         let mut shutdown = ctx.shutdown.clone();
@@ -57,7 +75,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
         if !woken {
             // Deadline: answer with whatever is there (re-read: a change may have raced).
             let (resp, bytes, _) = gather(ctx, &req, version).await;
-            ctx.metrics.fetch_bytes.inc_by(bytes as u64);
+            count(bytes);
             return resp;
         }
     }

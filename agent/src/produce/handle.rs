@@ -15,6 +15,7 @@ use tracing::debug;
 use std::sync::Arc;
 use std::time::Instant;
 
+use floe_common::metrics::DirectionLabels;
 use floe_common::Metrics;
 
 use super::batcher::{AppendError, AppendReply, AppendResult, PartAppend};
@@ -49,7 +50,13 @@ fn partition_error(
 }
 
 /// Validates the request and appends its batches to the open WAL object.
-pub async fn start(ctx: &Ctx, req: ProduceRequest, version: i16) -> PendingProduce {
+pub async fn start(
+    ctx: &Ctx,
+    req: ProduceRequest,
+    version: i16,
+    client_zone: Option<&str>,
+) -> PendingProduce {
+    let cross_zone = crate::zone::crosses(client_zone, ctx.config.zone.as_deref());
     let started = Instant::now();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     let mut slots = Vec::new();
@@ -97,6 +104,14 @@ pub async fn start(ctx: &Ctx, req: ProduceRequest, version: i16) -> PendingProdu
             match validate_records(pd.records.as_ref(), max) {
                 Ok(valid) => {
                     ctx.metrics.produce_bytes.inc_by(valid.bytes.len() as u64);
+                    if cross_zone {
+                        ctx.metrics
+                            .cross_zone_bytes
+                            .get_or_create(&DirectionLabels {
+                                direction: "produce",
+                            })
+                            .inc_by(valid.bytes.len() as u64);
+                    }
                     slots.push((topics.len(), resp.partition_responses.len()));
                     resp.partition_responses
                         .push(PartitionProduceResponse::default().with_index(pd.index));

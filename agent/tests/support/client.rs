@@ -52,6 +52,7 @@ pub const EARLIEST: i64 = -2;
 pub struct Client {
     stream: TcpStream,
     next_correlation_id: i32,
+    client_id: String,
 }
 
 /// A request sent and not yet answered.
@@ -77,7 +78,13 @@ impl Client {
         Client {
             stream,
             next_correlation_id: 1,
+            client_id: "floe-agent-tests".to_string(),
         }
+    }
+
+    /// Sends later requests with this `client.id`.
+    pub fn set_client_id(&mut self, client_id: &str) {
+        self.client_id = client_id.to_string();
     }
 
     /// Encodes and writes one request frame.
@@ -89,7 +96,7 @@ impl Client {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
-            .with_client_id(Some(s("floe-agent-tests")));
+            .with_client_id(Some(s(&self.client_id)));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         header

@@ -624,11 +624,18 @@ fn main() -> Result<()> {
     if let Role::InspectWal(a) = cli.role {
         return inspect_wal(a);
     }
-    floe_common::telemetry::init("info");
+    let service = match &cli.role {
+        Role::Playground(_) => "floe-playground",
+        Role::Metadata(_) => "floe-metadata",
+        Role::Agent(_) => "floe-agent",
+        Role::Compactor(_) => "floe-compactor",
+        _ => "floe",
+    };
+    let telemetry = floe_common::telemetry::init("info", service);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         match cli.role {
             Role::Playground(a) => playground(a).await,
             Role::Metadata(a) => metadata(a).await,
@@ -638,5 +645,9 @@ fn main() -> Result<()> {
             Role::Bench(a) => tokio::task::spawn_blocking(move || bench(a)).await?,
             Role::Cost(a) => cost(a),
         }
-    })
+    });
+    // Outside the runtime: the exporter's flush blocks.
+    drop(rt);
+    telemetry.shutdown();
+    result
 }

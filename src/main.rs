@@ -19,9 +19,10 @@ use floe_agent::{Agent, AgentConfig, AgentDeps};
 use floe_common::admin::{self, Readiness};
 use floe_common::{Metrics, ObjectStoreUrl, Objects};
 use floe_metadata::sequencer::GroupStats;
-use floe_metadata::service::{NowMs, StatsHook};
+use floe_metadata::service::{NowMs, ServiceSettings, StatsHook};
 use floe_metadata::{
-    HttpMetadataClient, Metadata, MetadataService, MetadataStore, PostgresStore, SqliteStore,
+    GroupSettings, HttpMetadataClient, Metadata, MetadataService, MetadataStore, PostgresStore,
+    SqliteStore,
 };
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -223,6 +224,78 @@ struct PlaygroundArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     agent: AgentFlags,
+    #[command(flatten)]
+    groups: GroupFlags,
+}
+
+/// Group coordinator settings (Kafka's broker settings of the same names).
+#[derive(Args)]
+struct GroupFlags {
+    /// group.initial.rebalance.delay.ms: how long a new group's first rebalance waits for
+    /// more members.
+    #[arg(
+        long,
+        env = "FLOE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3_000
+    )]
+    group_initial_rebalance_delay_ms: i32,
+    /// group.min.session.timeout.ms.
+    #[arg(
+        long,
+        env = "FLOE_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    group_min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms.
+    #[arg(
+        long,
+        env = "FLOE_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    group_max_session_timeout_ms: i32,
+    /// group.max.size: members per group.
+    #[arg(long, env = "FLOE_GROUP_MAX_SIZE", default_value_t = 1_000)]
+    group_max_size: usize,
+    /// offsets.retention.minutes: how long a group without members keeps its offsets.
+    #[arg(long, env = "FLOE_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
+    offsets_retention_minutes: i64,
+    /// offsets.retention.check.interval.ms.
+    #[arg(
+        long,
+        env = "FLOE_OFFSETS_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    offsets_retention_check_interval_ms: i64,
+}
+
+impl GroupFlags {
+    fn service_settings(&self) -> Result<ServiceSettings> {
+        if self.group_initial_rebalance_delay_ms < 0 {
+            bail!("--group-initial-rebalance-delay-ms must not be negative");
+        }
+        if self.group_min_session_timeout_ms <= 0
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+        {
+            bail!("group session timeouts need 0 < --group-min-session-timeout-ms <= --group-max-session-timeout-ms");
+        }
+        if self.group_max_size == 0 {
+            bail!("--group-max-size must be at least 1");
+        }
+        if self.offsets_retention_minutes <= 0 || self.offsets_retention_check_interval_ms <= 0 {
+            bail!("--offsets-retention-minutes and --offsets-retention-check-interval-ms must be positive");
+        }
+        Ok(ServiceSettings {
+            groups: GroupSettings {
+                min_session_timeout_ms: self.group_min_session_timeout_ms,
+                max_session_timeout_ms: self.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+                max_size: self.group_max_size,
+                offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+                retention_check_interval_ms: self.offsets_retention_check_interval_ms,
+            },
+            ..ServiceSettings::default()
+        })
+    }
 }
 
 #[derive(Args)]
@@ -236,6 +309,8 @@ struct MetadataArgs {
     /// Admin HTTP address.
     #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9645")]
     admin_listen: SocketAddr,
+    #[command(flatten)]
+    groups: GroupFlags,
 }
 
 #[derive(Args)]
@@ -411,12 +486,18 @@ impl AdminPort {
 
 async fn playground(args: PlaygroundArgs) -> Result<()> {
     let cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
+    let settings = args.groups.service_settings()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let admin = AdminPort::start(args.admin_listen).await?;
     let store = SqliteStore::open(&args.data_dir.join("metadata.db")).await?;
-    let service =
-        MetadataService::start(Arc::new(store), clock(), stats_hook(admin.metrics.clone())).await?;
+    let service = MetadataService::start_with(
+        Arc::new(store),
+        clock(),
+        stats_hook(admin.metrics.clone()),
+        settings,
+    )
+    .await?;
     let (store, prefix) = ObjectStoreUrl::File(args.data_dir.join("objects")).build(None)?;
     let objects = Objects::new(store, prefix, admin.metrics.clone());
     let agent = Agent::start(
@@ -436,9 +517,12 @@ async fn playground(args: PlaygroundArgs) -> Result<()> {
 }
 
 async fn metadata(args: MetadataArgs) -> Result<()> {
+    let settings = args.groups.service_settings()?;
     let admin = AdminPort::start(args.admin_listen).await?;
     let store = open_store(&args.database_url).await?;
-    let service = MetadataService::start(store, clock(), stats_hook(admin.metrics.clone())).await?;
+    let service =
+        MetadataService::start_with(store, clock(), stats_hook(admin.metrics.clone()), settings)
+            .await?;
     let api = admin::serve(
         args.listen,
         floe_metadata::http::router(service.clone()),

@@ -112,9 +112,12 @@ pub async fn serve(
                     .map(|c| c.to_string())
                     .unwrap_or_default();
                 let span = info_span!("request", api = ?key, version, correlation_id = header.correlation_id, client_id = %client_id, %peer);
-                let client_zone = crate::zone::zone_from_client_id(&client_id).map(str::to_string);
-                let pending =
-                    dispatch::start(ctx.clone(), *request, version, span, client_zone).await;
+                let client = dispatch::ClientInfo {
+                    zone: crate::zone::zone_from_client_id(&client_id).map(str::to_string),
+                    host: format!("/{}", peer.ip()),
+                    id: client_id,
+                };
+                let pending = dispatch::start(ctx.clone(), *request, version, span, client).await;
                 let cid = header.correlation_id;
                 let header_version = key.response_header_version(version);
                 let handle = tokio::spawn(async move {

@@ -21,6 +21,7 @@ use crate::fetch;
 use crate::fetch::cache::ChunkCache;
 use crate::fetch::index::IndexCache;
 use crate::list_offsets;
+use crate::membership;
 use crate::produce::handle as produce;
 use crate::produce::Batcher;
 
@@ -46,7 +47,26 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
+
+/// Who sent a request: what group membership records and zone routing needs.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The request header's client.id.
+    pub id: String,
+    /// The client's address as Kafka shows it in DescribeGroups (`/ip`).
+    pub host: String,
+    /// The zone named in the client's `client.id`, if any (see `zone.rs`).
+    pub zone: Option<String>,
+}
 
 /// The version range Floe supports for `key`, if any.
 pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
@@ -145,8 +165,7 @@ pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
 /// A response still being computed; `None` means "send nothing" (acks=0 produce).
 pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
 
-/// Starts handling a request. `client_zone` is the zone named in the client's `client.id`,
-/// if any (see `zone.rs`). Produce appends happen before this returns, which is what
+/// Starts handling a request from `client`. Produce appends happen before this returns, which is what
 /// keeps pipelined produce requests of one connection in order; everything else runs in
 /// the returned future.
 pub async fn start(
@@ -154,21 +173,21 @@ pub async fn start(
     request: RequestKind,
     version: i16,
     span: Span,
-    client_zone: Option<String>,
+    client: ClientInfo,
 ) -> PendingResponse {
     let started = Instant::now();
     let metrics = ctx.metrics.clone();
     let api = api_name(&request);
     let fut: PendingResponse = match request {
         RequestKind::Produce(req) => {
-            let pending = produce::start(&ctx, req, version, client_zone.as_deref())
+            let pending = produce::start(&ctx, req, version, client.zone.as_deref())
                 .instrument(span.clone())
                 .await;
             async move { produce::finish(pending).await.map(ResponseKind::Produce) }.boxed()
         }
         RequestKind::Fetch(req) => async move {
             Some(ResponseKind::Fetch(
-                fetch::handle::handle(&ctx, req, version, client_zone).await,
+                fetch::handle::handle(&ctx, req, version, client.zone).await,
             ))
         }
         .boxed(),
@@ -262,6 +281,54 @@ pub async fn start(
             ))
         }
         .boxed(),
+        RequestKind::JoinGroup(req) => async move {
+            Some(ResponseKind::JoinGroup(
+                membership::join_group(&ctx, req, version, &client).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::SyncGroup(req) => async move {
+            Some(ResponseKind::SyncGroup(
+                membership::sync_group(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::Heartbeat(req) => async move {
+            Some(ResponseKind::Heartbeat(
+                membership::heartbeat(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::LeaveGroup(req) => async move {
+            Some(ResponseKind::LeaveGroup(
+                membership::leave_group(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DescribeGroups(req) => async move {
+            Some(ResponseKind::DescribeGroups(
+                membership::describe_groups(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::ListGroups(req) => async move {
+            Some(ResponseKind::ListGroups(
+                membership::list_groups(&ctx, req, version).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DeleteGroups(req) => async move {
+            Some(ResponseKind::DeleteGroups(
+                membership::delete_groups(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::OffsetDelete(req) => async move {
+            Some(ResponseKind::OffsetDelete(
+                membership::offset_delete(&ctx, req).await,
+            ))
+        }
+        .boxed(),
         // The connection refuses unsupported keys before decoding; this arm is a safety net.
         _ => async move { None }.boxed(),
     };
@@ -303,6 +370,14 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::FindCoordinator(_) => "FindCoordinator",
         RequestKind::OffsetCommit(_) => "OffsetCommit",
         RequestKind::OffsetFetch(_) => "OffsetFetch",
+        RequestKind::JoinGroup(_) => "JoinGroup",
+        RequestKind::SyncGroup(_) => "SyncGroup",
+        RequestKind::Heartbeat(_) => "Heartbeat",
+        RequestKind::LeaveGroup(_) => "LeaveGroup",
+        RequestKind::DescribeGroups(_) => "DescribeGroups",
+        RequestKind::ListGroups(_) => "ListGroups",
+        RequestKind::DeleteGroups(_) => "DeleteGroups",
+        RequestKind::OffsetDelete(_) => "OffsetDelete",
         _ => "Other",
     }
 }
@@ -368,6 +443,30 @@ fn first_error(r: &ResponseKind) -> i16 {
                 o.error_code
             } else {
                 first(o.groups.iter().map(|g| g.error_code))
+            }
+        }
+        ResponseKind::JoinGroup(j) => j.error_code,
+        ResponseKind::SyncGroup(s) => s.error_code,
+        ResponseKind::Heartbeat(h) => h.error_code,
+        ResponseKind::LeaveGroup(l) => {
+            if l.error_code != 0 {
+                l.error_code
+            } else {
+                first(l.members.iter().map(|m| m.error_code))
+            }
+        }
+        ResponseKind::DescribeGroups(d) => first(d.groups.iter().map(|g| g.error_code)),
+        ResponseKind::ListGroups(l) => l.error_code,
+        ResponseKind::DeleteGroups(d) => first(d.results.iter().map(|r| r.error_code)),
+        ResponseKind::OffsetDelete(o) => {
+            if o.error_code != 0 {
+                o.error_code
+            } else {
+                first(
+                    o.topics
+                        .iter()
+                        .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                )
             }
         }
         _ => 0,

@@ -1,13 +1,12 @@
-//! Consumer-group offsets without group membership: FindCoordinator, OffsetCommit and
-//! OffsetFetch for consumers that assign partitions themselves and commit their positions
-//! (Kafka's "simple" consumer groups, as kcat, Flink and Spark use them). Offsets live in the
-//! metadata store, so every agent is a valid coordinator and any agent's death loses nothing.
-//! Group membership (JoinGroup/SyncGroup/Heartbeat and KIP-848) is the consumer groups
-//! issue's; until then a commit that names a member or generation is refused with
-//! UNKNOWN_MEMBER_ID, as Kafka refuses one for a group it has no members for.
+//! FindCoordinator, OffsetCommit and OffsetFetch. Groups are coordinated by the metadata
+//! service (see `membership.rs`), so every agent is a valid coordinator: FindCoordinator
+//! answers with the agent asked, which is in the client's zone, and an agent's death loses
+//! nothing. Commits are checked against the group's membership by the coordinator; fetches
+//! read the store directly.
 
 use std::collections::HashMap;
 
+use floe_metadata::groups::{CommitOffsets, GroupCall, GroupError, GroupReply};
 use floe_metadata::CommittedOffset;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -26,6 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::warn;
 
 use crate::dispatch::Ctx;
+use crate::membership;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_OFFSET_METADATA: usize = 4096;
@@ -102,16 +102,13 @@ pub fn find_coordinator(
     }
 }
 
-/// OffsetCommit for groups without members.
+/// OffsetCommit v2–9: from a group member (checked against its generation by the
+/// coordinator) or from a consumer that assigns itself (generation -1, no member id).
 pub async fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = req.group_id.to_string();
-    let refuse_all = if group.is_empty() {
-        Some(ResponseError::InvalidGroupId)
-    } else if req.generation_id_or_member_epoch >= 0 || !req.member_id.is_empty() {
-        Some(ResponseError::UnknownMemberId)
-    } else {
-        None
-    };
+    let refuse_all = group
+        .is_empty()
+        .then_some(ResponseError::InvalidGroupId.code());
     let now = ctx.clock.now_ms();
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut to_store = Vec::new();
@@ -121,13 +118,13 @@ pub async fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitR
         let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
         for p in t.partitions {
             let code = if let Some(e) = refuse_all {
-                Some(e)
+                e
             } else if p
                 .committed_metadata
                 .as_ref()
                 .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
             {
-                Some(ResponseError::OffsetMetadataTooLarge)
+                ResponseError::OffsetMetadataTooLarge.code()
             } else {
                 match &topic {
                     Some(t) if p.partition_index >= 0 && p.partition_index < t.partitions => {
@@ -141,25 +138,37 @@ pub async fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitR
                             metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
                             commit_timestamp_ms: now,
                         });
-                        None
+                        0
                     }
-                    _ => Some(ResponseError::UnknownTopicOrPartition),
+                    _ => ResponseError::UnknownTopicOrPartition.code(),
                 }
             };
             tr.partitions.push(
                 OffsetCommitResponsePartition::default()
                     .with_partition_index(p.partition_index)
-                    .with_error_code(code.map_or(0, |e| e.code())),
+                    .with_error_code(code),
             );
         }
         topics.push(tr);
     }
-    if !to_store.is_empty() {
-        if let Err(e) = ctx.metadata.commit_offsets(&group, to_store).await {
-            warn!(group = %group, error = %e, "offset commit failed");
-            // Retriable: the client finds the coordinator again and retries.
+    if refuse_all.is_none() {
+        let commit = CommitOffsets {
+            group_id: group,
+            generation_id: req.generation_id_or_member_epoch,
+            member_id: req.member_id.to_string(),
+            group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+            offsets: to_store,
+        };
+        // Every partition shares the membership verdict (and a store failure).
+        let error = match membership::call(ctx, GroupCall::CommitOffsets(commit)).await {
+            Ok(GroupReply::Done(e)) => e,
+            Ok(_) => Some(GroupError::CoordinatorNotAvailable),
+            Err(e) => Some(e),
+        };
+        if error.is_some() {
+            let c = membership::code(error);
             for (t, p) in slots {
-                topics[t].partitions[p].error_code = ResponseError::CoordinatorNotAvailable.code();
+                topics[t].partitions[p].error_code = c;
             }
         }
     }

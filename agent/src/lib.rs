@@ -18,6 +18,7 @@ pub mod error;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
+pub mod membership;
 pub mod produce;
 pub mod server;
 pub mod zone;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{MetadataError, Result};
+use crate::groups::{GroupCall, GroupReply};
 use crate::http::{
     ApiError, ClusterBody, CreatePartitionsBody, IndexQuery, PartitionQuery, TimestampQuery,
     WatchQuery,
@@ -185,10 +186,15 @@ impl Metadata for HttpMetadataClient {
         self.send(self.get("/v1/max-timestamp").query(&q)).await
     }
 
-    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
-        let path = format!("/v1/groups/{}/offsets", encode_segment(group_id));
-        self.send(self.with_body(reqwest::Method::POST, &path, &offsets))
-            .await
+    async fn group(&self, call: GroupCall) -> Result<GroupReply> {
+        // A JoinGroup or SyncGroup waits on the coordinator for up to a rebalance timeout.
+        let wait = Duration::from_millis(u64::try_from(call.max_wait_ms()).unwrap_or(0));
+        let req = self
+            .http
+            .post(format!("{}/v1/groups", self.base))
+            .timeout(REQUEST_TIMEOUT + wait)
+            .json(&call);
+        self.send(req).await
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {

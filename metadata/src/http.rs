@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::MetadataError;
+use crate::groups::{GroupCall, GroupReply};
 use crate::service::{Metadata, MetadataService, WatchCursor};
 use crate::types::{CommittedOffset, ObjectCommit, TopicId, TopicSpec};
 
@@ -169,10 +170,8 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/timestamp", get(find_by_timestamp))
         .route("/v1/max-timestamp", get(find_max_timestamp))
         .route("/v1/watch", get(watch))
-        .route(
-            "/v1/groups/{group}/offsets",
-            get(fetch_offsets).post(commit_offsets),
-        )
+        .route("/v1/groups/{group}/offsets", get(fetch_offsets))
+        .route("/v1/groups", post(group_call))
         // A commit lists every chunk of a WAL object: ~200 bytes of JSON per partition, so
         // axum's 2 MB default would cap an object at ~10,000 partitions.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -255,12 +254,8 @@ async fn watch(
     Ok(Json(s.watch(cursor, timeout).await?))
 }
 
-async fn commit_offsets(
-    State(s): Svc,
-    Path(group): Path<String>,
-    Json(offsets): Json<Vec<CommittedOffset>>,
-) -> ApiResult<()> {
-    Ok(Json(s.commit_offsets(&group, offsets).await?))
+async fn group_call(State(s): Svc, Json(call): Json<GroupCall>) -> ApiResult<GroupReply> {
+    Ok(Json(s.group(call).await?))
 }
 
 async fn fetch_offsets(

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod error;
+pub mod groups;
 pub mod http;
 pub mod sequencer;
 pub mod service;
@@ -14,6 +15,7 @@ pub mod types;
 
 pub use client::HttpMetadataClient;
 pub use error::{MetadataError, Result};
+pub use groups::{GroupCall, GroupCoordinator, GroupReply, GroupSettings};
 pub use service::{Metadata, MetadataService, WatchBatch, WatchCursor};
 pub use store::{MetadataStore, PostgresStore, SqliteStore};
 pub use types::*;

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::groups::{GroupCall, GroupCoordinator, GroupReply, GroupSettings};
 use crate::sequencer::{GroupStats, Sequencer};
 use crate::store::MetadataStore;
 use crate::types::{
@@ -86,8 +87,8 @@ pub trait Metadata: Send + Sync + 'static {
     ) -> Result<Option<IndexEntry>>;
     /// Waits up to `timeout` for changes after `cursor` and returns them (possibly none).
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch>;
-    /// Stores a consumer group's committed offsets.
-    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()>;
+    /// One call to the group coordinator (JoinGroup waits for the rebalance to complete).
+    async fn group(&self, call: GroupCall) -> Result<GroupReply>;
     /// A consumer group's committed offsets.
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
 }
@@ -114,12 +115,15 @@ pub struct ServiceSettings {
     /// same PostgreSQL arrive by NOTIFY, and this re-read is the backstop (and the only way
     /// on a backend without notifications).
     pub foreign_refresh: Duration,
+    /// Group coordinator limits.
+    pub groups: GroupSettings,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
             foreign_refresh: Duration::from_millis(500),
+            groups: GroupSettings::default(),
         }
     }
 }
@@ -134,6 +138,7 @@ pub struct MetadataService {
     now_ms: NowMs,
     closing: std::sync::atomic::AtomicBool,
     settings: ServiceSettings,
+    groups: Arc<GroupCoordinator>,
     /// Bumped by changes made through this instance (commits, and topic changes, which set
     /// the flag); a task turns them into NOTIFYs.
     local_changes: watch::Sender<(u64, bool)>,
@@ -172,8 +177,11 @@ impl MetadataService {
             },
             move |s| stats(s),
         );
+        let groups =
+            GroupCoordinator::start(store.clone(), now_ms.clone(), settings.groups).await?;
         let service = Arc::new(MetadataService {
             store,
+            groups,
             sequencer,
             instance: Uuid::new_v4(),
             feed,
@@ -447,12 +455,12 @@ impl Metadata for MetadataService {
         self.store.find_max_timestamp(topic_id, partition).await
     }
 
-    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
-        self.store.commit_offsets(group_id, &offsets).await
+    async fn group(&self, call: GroupCall) -> Result<GroupReply> {
+        Ok(self.groups.call(call).await)
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
-        self.store.fetch_offsets(group_id).await
+        self.groups.fetch_offsets(group_id).await
     }
 
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch> {

@@ -22,6 +22,7 @@ async fn instance(url: &str) -> Arc<MetadataService> {
         Arc::new(|_| {}),
         ServiceSettings {
             foreign_refresh: Duration::from_secs(60),
+            ..ServiceSettings::default()
         },
     )
     .await

@@ -285,12 +285,11 @@ impl Metadata for FlakyMetadata {
         self.inner.find_max_timestamp(topic_id, partition).await
     }
 
-    async fn commit_offsets(
+    async fn group(
         &self,
-        group_id: &str,
-        offsets: Vec<floe_metadata::CommittedOffset>,
-    ) -> floe_metadata::Result<()> {
-        self.inner.commit_offsets(group_id, offsets).await
+        call: floe_metadata::GroupCall,
+    ) -> floe_metadata::Result<floe_metadata::GroupReply> {
+        self.inner.group(call).await
     }
 
     async fn fetch_offsets(

@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use floe_agent::{Agent, AgentConfig, AgentDeps};
 use floe_common::{Clock, Metrics, ObjectStoreUrl, Objects, SystemClock};
+use floe_metadata::service::ServiceSettings;
 use floe_metadata::testing::TestPostgres;
-use floe_metadata::{Metadata, MetadataService, MetadataStore, PostgresStore, SqliteStore};
+use floe_metadata::{
+    GroupSettings, Metadata, MetadataService, MetadataStore, PostgresStore, SqliteStore,
+};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use tempfile::TempDir;
@@ -102,9 +105,22 @@ impl Backend {
             ),
         };
         let clock = SystemClock;
-        MetadataService::start(store, Arc::new(move || clock.now_ms()), Arc::new(|_| {}))
-            .await
-            .expect("starting the metadata service")
+        // Groups form at once: tests do not wait out Kafka's initial rebalance delay.
+        let settings = ServiceSettings {
+            groups: GroupSettings {
+                initial_rebalance_delay_ms: 0,
+                ..GroupSettings::default()
+            },
+            ..ServiceSettings::default()
+        };
+        MetadataService::start_with(
+            store,
+            Arc::new(move || clock.now_ms()),
+            Arc::new(|_| {}),
+            settings,
+        )
+        .await
+        .expect("starting the metadata service")
     }
 
     /// The raw object store and key prefix.

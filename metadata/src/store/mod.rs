@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::groups::GroupRecord;
 use crate::types::{
     CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
     TopicInfo, TopicSpec,
@@ -113,6 +114,23 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// A group's committed offsets of live topics, ordered by topic and partition.
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
+
+    /// Writes a classic group's state and members (replacing the stored members), creating
+    /// its row if needed.
+    async fn save_group(&self, group: &GroupRecord) -> Result<()>;
+
+    /// Every stored group (those that only hold offsets too), with members, by group id.
+    async fn load_groups(&self) -> Result<Vec<GroupRecord>>;
+
+    /// Deletes a group: its row, members and committed offsets.
+    async fn delete_group(&self, group_id: &str) -> Result<()>;
+
+    /// Deletes some committed offsets of a group.
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(TopicId, i32)]) -> Result<()>;
+
+    /// Deletes the group's offsets committed before `committed_before_ms` and returns how
+    /// many remain (offsets of deleted topics are deleted regardless).
+    async fn expire_offsets(&self, group_id: &str, committed_before_ms: i64) -> Result<u64>;
 }
 
 mod plan;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 
 use crate::error::{MetadataError, Result};
+use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use crate::types::{
     ChunkOutcome, CommitResult, IndexEntry, ObjectCommit, PartitionInfo, PartitionWatermark,
     TopicId, TopicInfo, TopicSpec,
@@ -413,6 +414,100 @@ pub(crate) const WATERMARKS_SQL: &str =
      FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
      WHERE t.deleted_at_ms IS NULL
      ORDER BY p.topic_id, p.partition";
+
+/// A `consumer_groups` row: id, protocol type, protocol name, state, generation, leader,
+/// updated_at_ms.
+pub(crate) type GroupRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i32,
+    Option<String>,
+    i64,
+);
+
+/// A `group_members` row: group id, member id, instance id, client id, host, session timeout,
+/// rebalance timeout, protocols (JSON), assignment.
+pub(crate) type MemberRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i32,
+    i32,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+pub(crate) const LOAD_GROUPS_SQL: &str = "SELECT group_id, protocol_type, protocol_name, state, \
+     generation_id, leader_member_id, updated_at_ms FROM consumer_groups ORDER BY group_id";
+
+pub(crate) const LOAD_MEMBERS_SQL: &str = "SELECT group_id, member_id, group_instance_id, \
+     client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocols, assignment \
+     FROM group_members ORDER BY group_id, member_id";
+
+/// The protocols of a member as stored (JSON, in the `protocols` column).
+pub(crate) fn protocols_to_json(protocols: &[GroupProtocol]) -> Result<Vec<u8>> {
+    serde_json::to_vec(protocols)
+        .map_err(|e| MetadataError::InvalidRequest(format!("group protocols: {e}")))
+}
+
+/// Joins group and member rows into records.
+pub(crate) fn assemble_groups(
+    groups: Vec<GroupRow>,
+    members: Vec<MemberRow>,
+) -> Result<Vec<GroupRecord>> {
+    let mut by_group: HashMap<String, Vec<MemberRecord>> = HashMap::new();
+    for (
+        group_id,
+        member_id,
+        instance,
+        client_id,
+        host,
+        session,
+        rebalance,
+        protocols,
+        assignment,
+    ) in members
+    {
+        let protocols = match protocols {
+            Some(p) => serde_json::from_slice(&p).map_err(|e| {
+                MetadataError::Database(format!("corrupt protocols of {group_id}/{member_id}: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        by_group.entry(group_id).or_default().push(MemberRecord {
+            member_id,
+            group_instance_id: instance,
+            client_id,
+            client_host: host,
+            session_timeout_ms: session,
+            rebalance_timeout_ms: rebalance,
+            protocols,
+            assignment: assignment.unwrap_or_default(),
+        });
+    }
+    Ok(groups
+        .into_iter()
+        .map(
+            |(group_id, protocol_type, protocol_name, state, generation_id, leader, since)| {
+                let members = by_group.remove(&group_id).unwrap_or_default();
+                GroupRecord {
+                    group_id,
+                    protocol_type,
+                    protocol_name,
+                    state,
+                    generation_id,
+                    leader,
+                    state_since_ms: since,
+                    members,
+                }
+            },
+        )
+        .collect())
+}
 
 #[cfg(test)]
 mod unit {

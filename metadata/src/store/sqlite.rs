@@ -21,6 +21,7 @@ use super::plan::{self, assemble_topics, configs_to_json, CommitPlan, TopicRow};
 use super::postgres::migrator;
 use super::MetadataStore;
 use crate::error::{MetadataError, Result};
+use crate::groups::GroupRecord;
 use crate::types::{
     CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
     TopicInfo, TopicSpec,
@@ -452,7 +453,7 @@ impl MetadataStore for SqliteStore {
         sqlx::query(
             "INSERT INTO consumer_groups (group_id, group_type, state, created_at_ms, updated_at_ms)
              VALUES (?, 'classic', 'Empty', ?, ?)
-             ON CONFLICT (group_id) DO UPDATE SET updated_at_ms = excluded.updated_at_ms",
+             ON CONFLICT (group_id) DO NOTHING",
         )
         .bind(group_id)
         .bind(now)
@@ -508,5 +509,112 @@ impl MetadataStore for SqliteStore {
                 },
             )
             .collect())
+    }
+
+    async fn save_group(&self, g: &GroupRecord) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO consumer_groups (group_id, group_type, protocol_type, protocol_name, state,
+                                          generation_id, leader_member_id, created_at_ms, updated_at_ms)
+             VALUES (?, 'classic', ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (group_id) DO UPDATE SET
+                 protocol_type = excluded.protocol_type, protocol_name = excluded.protocol_name,
+                 state = excluded.state, generation_id = excluded.generation_id,
+                 leader_member_id = excluded.leader_member_id, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&g.group_id)
+        .bind(g.protocol_type.as_deref())
+        .bind(g.protocol_name.as_deref())
+        .bind(&g.state)
+        .bind(g.generation_id)
+        .bind(g.leader.as_deref())
+        .bind(g.state_since_ms)
+        .bind(g.state_since_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = ?")
+            .bind(&g.group_id)
+            .execute(&mut *tx)
+            .await?;
+        for m in &g.members {
+            sqlx::query(
+                "INSERT INTO group_members (group_id, member_id, group_instance_id, client_id,
+                     client_host, session_timeout_ms, rebalance_timeout_ms, protocols, assignment,
+                     last_heartbeat_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&g.group_id)
+            .bind(&m.member_id)
+            .bind(m.group_instance_id.as_deref())
+            .bind(&m.client_id)
+            .bind(&m.client_host)
+            .bind(m.session_timeout_ms)
+            .bind(m.rebalance_timeout_ms)
+            .bind(super::plan::protocols_to_json(&m.protocols)?)
+            .bind(&m.assignment)
+            .bind(g.state_since_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_groups(&self) -> Result<Vec<GroupRecord>> {
+        let groups = sqlx::query_as(super::plan::LOAD_GROUPS_SQL)
+            .fetch_all(&self.reader)
+            .await?;
+        let members = sqlx::query_as(super::plan::LOAD_MEMBERS_SQL)
+            .fetch_all(&self.reader)
+            .await?;
+        super::plan::assemble_groups(groups, members)
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for sql in [
+            "DELETE FROM group_offsets WHERE group_id = ?",
+            "DELETE FROM group_members WHERE group_id = ?",
+            "DELETE FROM consumer_groups WHERE group_id = ?",
+        ] {
+            sqlx::query(sql).bind(group_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(TopicId, i32)]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for (topic_id, partition) in partitions {
+            sqlx::query(
+                "DELETE FROM group_offsets WHERE group_id = ? AND topic_id = ? AND partition = ?",
+            )
+            .bind(group_id)
+            .bind(topic_id)
+            .bind(partition)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_offsets(&self, group_id: &str, committed_before_ms: i64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM group_offsets WHERE group_id = ? AND (commit_timestamp_ms < ?
+                 OR topic_id NOT IN (SELECT topic_id FROM topics WHERE deleted_at_ms IS NULL))",
+        )
+        .bind(group_id)
+        .bind(committed_before_ms)
+        .execute(&mut *tx)
+        .await?;
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM group_offsets WHERE group_id = ?")
+                .bind(group_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(u64::try_from(left).unwrap_or(0))
     }
 }

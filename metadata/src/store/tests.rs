@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{MetadataStore, PostgresStore, SqliteStore};
 use crate::error::MetadataError;
+use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use crate::testing::TestPostgres;
 use crate::types::{
     ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, TopicId,
@@ -105,6 +106,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
+    groups_save_load_delete_and_expire,
     cluster_id_is_stable,
     create_list_delete_recreate,
     create_rejects_live_name_and_bad_counts,
@@ -952,4 +954,83 @@ async fn find_max_timestamp_finds_the_largest_lowest_offset<H: Harness>() {
         "ties go to the lowest offset"
     );
     assert_eq!(store.find_max_timestamp(t.id, 1).await.unwrap(), None);
+}
+
+fn group_record(members: usize, generation: i32) -> GroupRecord {
+    GroupRecord {
+        group_id: "g".into(),
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        state: if members == 0 { "Empty" } else { "Stable" }.into(),
+        generation_id: generation,
+        leader: (members > 0).then(|| "m0".into()),
+        state_since_ms: NOW + i64::from(generation),
+        members: (0..members)
+            .map(|i| MemberRecord {
+                member_id: format!("m{i}"),
+                group_instance_id: (i == 0).then(|| "static-0".into()),
+                client_id: "c".into(),
+                client_host: "/10.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                protocols: vec![GroupProtocol {
+                    name: "range".into(),
+                    metadata: vec![0, 1, 2, i as u8],
+                }],
+                assignment: vec![9, i as u8],
+            })
+            .collect(),
+    }
+}
+
+async fn groups_save_load_delete_and_expire<H: Harness>() {
+    let mut h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    // A group that only has offsets loads as an Empty group without a protocol.
+    store
+        .commit_offsets("simple", &[offset(t.id, 0, 5, NOW)])
+        .await
+        .unwrap();
+    store.save_group(&group_record(3, 1)).await.unwrap();
+    // A later save replaces the members.
+    store.save_group(&group_record(2, 2)).await.unwrap();
+    store
+        .commit_offsets("g", &[offset(t.id, 0, 7, NOW), offset(t.id, 1, 8, NOW + 5)])
+        .await
+        .unwrap();
+    drop(store);
+    h.reopen().await;
+    let store = h.store();
+    let loaded = store.load_groups().await.unwrap();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(loaded[0], group_record(2, 2), "durable, members and all");
+    assert_eq!(
+        (
+            loaded[1].group_id.as_str(),
+            loaded[1].protocol_type.as_ref(),
+            loaded[1].members.len()
+        ),
+        ("simple", None, 0)
+    );
+    // Expiry removes offsets committed before the cut and reports what is left.
+    assert_eq!(store.expire_offsets("g", NOW + 1).await.unwrap(), 1);
+    assert_eq!(
+        store.fetch_offsets("g").await.unwrap(),
+        vec![offset(t.id, 1, 8, NOW + 5)]
+    );
+    store.delete_offsets("g", &[(t.id, 1)]).await.unwrap();
+    assert!(store.fetch_offsets("g").await.unwrap().is_empty());
+    store.delete_group("g").await.unwrap();
+    let left: Vec<String> = store
+        .load_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
+    assert_eq!(left, vec!["simple".to_string()]);
+    // Offsets of a deleted topic expire whatever their age.
+    store.delete_topic("t").await.unwrap();
+    assert_eq!(store.expire_offsets("simple", 0).await.unwrap(), 0);
 }

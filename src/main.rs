@@ -266,6 +266,21 @@ struct GroupFlags {
         default_value_t = 600_000
     )]
     offsets_retention_check_interval_ms: i64,
+    /// group.consumer.session.timeout.ms: session of KIP-848 (`group.protocol=consumer`)
+    /// members.
+    #[arg(
+        long,
+        env = "FLOE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    group_consumer_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms: how often KIP-848 members heartbeat.
+    #[arg(
+        long,
+        env = "FLOE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    group_consumer_heartbeat_interval_ms: i32,
 }
 
 impl GroupFlags {
@@ -277,6 +292,11 @@ impl GroupFlags {
             || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
         {
             bail!("group session timeouts need 0 < --group-min-session-timeout-ms <= --group-max-session-timeout-ms");
+        }
+        if self.group_consumer_heartbeat_interval_ms <= 0
+            || self.group_consumer_session_timeout_ms <= self.group_consumer_heartbeat_interval_ms
+        {
+            bail!("need 0 < --group-consumer-heartbeat-interval-ms < --group-consumer-session-timeout-ms");
         }
         if self.group_max_size == 0 {
             bail!("--group-max-size must be at least 1");
@@ -292,6 +312,8 @@ impl GroupFlags {
                 max_size: self.group_max_size,
                 offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
                 retention_check_interval_ms: self.offsets_retention_check_interval_ms,
+                consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
+                consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             },
             ..ServiceSettings::default()
         })

@@ -55,6 +55,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Who sent a request: what group membership records and zone routing needs.
@@ -329,6 +331,18 @@ pub async fn start(
             ))
         }
         .boxed(),
+        RequestKind::ConsumerGroupHeartbeat(req) => async move {
+            Some(ResponseKind::ConsumerGroupHeartbeat(
+                membership::consumer_group_heartbeat(&ctx, req, version, &client).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::ConsumerGroupDescribe(req) => async move {
+            Some(ResponseKind::ConsumerGroupDescribe(
+                membership::consumer_group_describe(&ctx, req).await,
+            ))
+        }
+        .boxed(),
         // The connection refuses unsupported keys before decoding; this arm is a safety net.
         _ => async move { None }.boxed(),
     };
@@ -378,6 +392,8 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::ListGroups(_) => "ListGroups",
         RequestKind::DeleteGroups(_) => "DeleteGroups",
         RequestKind::OffsetDelete(_) => "OffsetDelete",
+        RequestKind::ConsumerGroupHeartbeat(_) => "ConsumerGroupHeartbeat",
+        RequestKind::ConsumerGroupDescribe(_) => "ConsumerGroupDescribe",
         _ => "Other",
     }
 }
@@ -446,6 +462,8 @@ fn first_error(r: &ResponseKind) -> i16 {
             }
         }
         ResponseKind::JoinGroup(j) => j.error_code,
+        ResponseKind::ConsumerGroupHeartbeat(h) => h.error_code,
+        ResponseKind::ConsumerGroupDescribe(d) => first(d.groups.iter().map(|g| g.error_code)),
         ResponseKind::SyncGroup(s) => s.error_code,
         ResponseKind::Heartbeat(h) => h.error_code,
         ResponseKind::LeaveGroup(l) => {

@@ -6,10 +6,17 @@
 
 use bytes::Bytes;
 use floe_metadata::groups::{
-    GroupCall, GroupError, GroupProtocol, GroupReply, Heartbeat, JoinGroup, LeavingMember,
-    OffsetToDelete, SyncGroup,
+    ConsumerHeartbeat, GroupCall, GroupError, GroupProtocol, GroupReply, Heartbeat, JoinGroup,
+    LeavingMember, NamedPartitions, OffsetToDelete, SyncGroup,
 };
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment as DescribedAssignment, DescribedGroup as ConsumerDescribedGroup, Member,
+    TopicPartitions as DescribedTopicPartitions,
+};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment, TopicPartitions as HeartbeatTopicPartitions,
+};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -19,10 +26,14 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+};
+use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    OffsetDeleteRequest, OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse,
+    OffsetDeleteRequest, OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tracing::warn;
@@ -55,6 +66,12 @@ pub(crate) fn code(e: Option<GroupError>) -> i16 {
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+        GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
+        GroupError::InvalidRequest => ResponseError::InvalidRequest,
     };
     r.code()
 }
@@ -422,4 +439,152 @@ pub async fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteR
         topics[t].partitions[p].error_code = code(e);
     }
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+/// ConsumerGroupHeartbeat v0–1 (KIP-848): the coordinator computes the assignment.
+pub async fn consumer_group_heartbeat(
+    ctx: &Ctx,
+    req: ConsumerGroupHeartbeatRequest,
+    version: i16,
+    client: &ClientInfo,
+) -> ConsumerGroupHeartbeatResponse {
+    // v1 (KIP-1082) members choose their own id; v0 members get one on their first call.
+    if version >= 1 && req.member_id.is_empty() {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(s("member id must be set")));
+    }
+    let hb = ConsumerHeartbeat {
+        group_id: req.group_id.to_string(),
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: opt(&req.instance_id),
+        rack_id: opt(&req.rack_id),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|v| v.iter().map(|t| t.to_string()).collect()),
+        subscribed_topic_regex: opt(&req.subscribed_topic_regex),
+        server_assignor: opt(&req.server_assignor),
+        owned: req.topic_partitions.as_ref().map(|v| {
+            v.iter()
+                .map(|t| (t.topic_id, t.partitions.clone()))
+                .collect()
+        }),
+        client_id: client.id.clone(),
+        client_host: client.host.clone(),
+    };
+    let r = match call(ctx, GroupCall::ConsumerHeartbeat(hb)).await {
+        Ok(GroupReply::ConsumerHeartbeat(r)) => r,
+        Ok(other) => {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code(Some(unexpected(&other))))
+        }
+        Err(e) => return ConsumerGroupHeartbeatResponse::default().with_error_code(code(Some(e))),
+    };
+    let assignment = r.assignment.map(|parts| {
+        Assignment::default().with_topic_partitions(
+            parts
+                .into_iter()
+                .map(|(topic_id, partitions)| {
+                    HeartbeatTopicPartitions::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+    });
+    let mut out = ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(code(r.error))
+        .with_error_message(r.error_message.map(s))
+        .with_member_epoch(r.member_epoch)
+        .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+        .with_assignment(assignment);
+    if !r.member_id.is_empty() {
+        out = out.with_member_id(Some(s(r.member_id)));
+    }
+    out
+}
+
+fn described(parts: Vec<NamedPartitions>) -> DescribedAssignment {
+    DescribedAssignment::default().with_topic_partitions(
+        parts
+            .into_iter()
+            .map(|p| {
+                DescribedTopicPartitions::default()
+                    .with_topic_id(p.topic_id)
+                    .with_topic_name(TopicName(s(p.topic)))
+                    .with_partitions(p.partitions)
+            })
+            .collect(),
+    )
+}
+
+/// ConsumerGroupDescribe v0–1.
+pub async fn consumer_group_describe(
+    ctx: &Ctx,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let ids: Vec<String> = req.group_ids.iter().map(|g| g.to_string()).collect();
+    let groups = match call(ctx, GroupCall::ConsumerDescribe(ids.clone())).await {
+        Ok(GroupReply::ConsumerDescribe(d)) => d
+            .into_iter()
+            .map(|d| {
+                let g = ConsumerDescribedGroup::default()
+                    .with_group_id(GroupId(s(d.group_id.clone())))
+                    .with_error_code(code(d.error))
+                    .with_group_state(s(d.state))
+                    .with_group_epoch(d.group_epoch)
+                    .with_assignment_epoch(d.assignment_epoch)
+                    .with_assignor_name(s(d.assignor));
+                if d.error.is_some() {
+                    let why = format!("group {} is not a consumer group", d.group_id);
+                    return g.with_error_message(Some(s(why)));
+                }
+                g.with_members(
+                    d.members
+                        .into_iter()
+                        .map(|m| {
+                            Member::default()
+                                .with_member_id(s(m.member_id))
+                                .with_instance_id(m.instance_id.map(s))
+                                .with_rack_id(m.rack_id.map(s))
+                                .with_member_epoch(m.member_epoch)
+                                .with_client_id(s(m.client_id))
+                                .with_client_host(s(m.client_host))
+                                .with_subscribed_topic_names(
+                                    m.subscribed_topic_names
+                                        .into_iter()
+                                        .map(|t| TopicName(s(t)))
+                                        .collect(),
+                                )
+                                .with_subscribed_topic_regex(m.subscribed_topic_regex.map(s))
+                                .with_assignment(described(m.assignment))
+                                .with_target_assignment(described(m.target_assignment))
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+        Ok(other) => {
+            let e = code(Some(unexpected(&other)));
+            ids.into_iter()
+                .map(|id| {
+                    ConsumerDescribedGroup::default()
+                        .with_group_id(GroupId(s(id)))
+                        .with_error_code(e)
+                })
+                .collect()
+        }
+        Err(e) => ids
+            .into_iter()
+            .map(|id| {
+                ConsumerDescribedGroup::default()
+                    .with_group_id(GroupId(s(id)))
+                    .with_error_code(code(Some(e)))
+            })
+            .collect(),
+    };
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
 }

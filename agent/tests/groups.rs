@@ -249,3 +249,87 @@ async fn offset_delete_and_bad_group_input() {
         .await;
     assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
 }
+
+#[tokio::test]
+async fn consumer_group_heartbeat_and_describe_on_the_wire() {
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest};
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("k", 4, &[]).await;
+    for v in 0..=1i16 {
+        let group = format!("k{v}");
+        // v0: the coordinator names the member; v1: the member does.
+        let member = if v == 0 {
+            String::new()
+        } else {
+            format!("member-{v}")
+        };
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_member_id(s(&member))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("k"))]))
+            .with_topic_partitions(Some(vec![]));
+        let r = c.call(&join, v).await;
+        assert_eq!(
+            (r.error_code, r.member_epoch),
+            (0, 1),
+            "ConsumerGroupHeartbeat v{v}"
+        );
+        let id = r
+            .member_id
+            .clone()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        assert!(!id.is_empty());
+        if v == 1 {
+            assert_eq!(id, member);
+        }
+        let a = r.assignment.expect("assignment on join");
+        assert_eq!(a.topic_partitions[0].partitions, vec![0, 1, 2, 3]);
+        let d = c
+            .call(
+                &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(&group))]),
+                v,
+            )
+            .await;
+        let g = &d.groups[0];
+        assert_eq!(
+            (g.error_code, g.group_state.as_str(), g.group_epoch),
+            (0, "Stable", 1)
+        );
+        assert_eq!(
+            g.members[0].assignment.topic_partitions[0]
+                .topic_name
+                .as_str(),
+            "k"
+        );
+        let leave = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_member_id(s(&id))
+            .with_member_epoch(-1);
+        let r = c.call(&leave, v).await;
+        assert_eq!((r.error_code, r.member_epoch), (0, -1));
+    }
+    // v1 requires a member id; a classic describe of it is GROUP_ID_NOT_FOUND.
+    let r = c
+        .call(
+            &ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("x")))
+                .with_member_epoch(0),
+            1,
+        )
+        .await;
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    let d = c
+        .call(
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("nope"))]),
+            1,
+        )
+        .await;
+    assert_eq!(
+        d.groups[0].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+}

@@ -9,6 +9,7 @@
 //! A group's state is written to the store whenever it becomes Stable or Empty and read back
 //! at start-up, so a restarted service lets members carry on with their generation.
 
+mod consumer;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,11 +20,14 @@ use tokio::sync::{oneshot, Mutex};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+pub use consumer::ASSIGNORS;
 pub use types::*;
+
+use consumer::{ConsumerGroup, HeartbeatLimits};
 
 use crate::error::Result;
 use crate::store::MetadataStore;
-use crate::types::CommittedOffset;
+use crate::types::{CommittedOffset, TopicInfo};
 
 /// Coordinator limits, with Kafka's defaults.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +45,10 @@ pub struct GroupSettings {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
     pub retention_check_interval_ms: i64,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupSettings {
@@ -52,6 +60,8 @@ impl Default for GroupSettings {
             max_size: 1_000,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             retention_check_interval_ms: 600_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -133,6 +143,9 @@ struct Group {
     next_seq: u64,
     /// Removed from the coordinator (deleted or expired); a caller holding it must retry.
     dead: bool,
+    /// A KIP-848 group: its members live here and the classic fields stay unused (`state`
+    /// only says Empty or not, for retention).
+    consumer: Option<ConsumerGroup>,
 }
 
 /// Whether a call must be answered now or after the group moves on.
@@ -159,6 +172,7 @@ impl Group {
             sync_deadline_ms: 0,
             next_seq: 0,
             dead: false,
+            consumer: None,
         }
     }
 
@@ -168,6 +182,15 @@ impl Group {
         g.protocol_type = r.protocol_type;
         g.protocol_name = r.protocol_name;
         g.leader = r.leader;
+        if r.group_type == "consumer" {
+            let c =
+                ConsumerGroup::from_records(r.generation_id, r.assignment_epoch, r.members, now);
+            if !c.members.is_empty() {
+                g.state = State::Stable;
+            }
+            g.consumer = Some(c);
+            return g;
+        }
         for (seq, m) in r.members.into_iter().enumerate() {
             if let Some(i) = &m.group_instance_id {
                 g.statics.insert(i.clone(), m.member_id.clone());
@@ -207,6 +230,20 @@ impl Group {
     }
 
     fn record(&self) -> GroupRecord {
+        if let Some(c) = &self.consumer {
+            return GroupRecord {
+                group_id: self.id.clone(),
+                protocol_type: Some("consumer".into()),
+                protocol_name: None,
+                state: c.state().to_string(),
+                generation_id: c.epoch,
+                leader: None,
+                group_type: "consumer".into(),
+                assignment_epoch: c.assignment_epoch,
+                state_since_ms: self.state_since_ms,
+                members: c.records(),
+            };
+        }
         GroupRecord {
             group_id: self.id.clone(),
             protocol_type: self.protocol_type.clone(),
@@ -214,6 +251,8 @@ impl Group {
             state: self.state.name().to_string(),
             generation_id: self.generation,
             leader: self.leader.clone(),
+            group_type: "classic".into(),
+            assignment_epoch: 0,
             state_since_ms: self.state_since_ms,
             members: self
                 .members
@@ -227,9 +266,28 @@ impl Group {
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     protocols: m.protocols.clone(),
                     assignment: m.assignment.clone(),
+                    rack_id: None,
+                    member_epoch: 0,
+                    subscription: None,
+                    assigned_partitions: None,
                 })
                 .collect(),
         }
+    }
+
+    /// Kafka's state name (KIP-848 groups have their own).
+    fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(c) => c.state(),
+            None => self.state.name(),
+        }
+    }
+
+    /// Keeps a KIP-848 group's classic `state` at Empty or Stable, so retention knows when
+    /// it emptied.
+    fn track_consumer_emptiness(&mut self, now: i64) {
+        let empty = self.consumer.as_ref().is_none_or(|c| c.members.is_empty());
+        self.set_state(if empty { State::Empty } else { State::Stable }, now);
     }
 
     fn set_state(&mut self, state: State, now: i64) {
@@ -544,6 +602,8 @@ pub struct GroupCoordinator {
     now: Now,
     settings: GroupSettings,
     groups: StdMutex<HashMap<String, Arc<Mutex<Group>>>>,
+    /// Topics as of `.0` (ms), for KIP-848 assignments; re-read at most once a second.
+    topics: Mutex<(i64, Arc<Vec<TopicInfo>>)>,
 }
 
 impl GroupCoordinator {
@@ -570,6 +630,7 @@ impl GroupCoordinator {
             now,
             settings,
             groups: StdMutex::new(groups),
+            topics: Mutex::new((i64::MIN, Arc::new(Vec::new()))),
         });
         let weak = Arc::downgrade(&c);
         tokio::spawn(async move {
@@ -620,9 +681,29 @@ impl GroupCoordinator {
         }
     }
 
+    /// Live topics, at most a second old.
+    async fn topics(&self) -> Result<Arc<Vec<TopicInfo>>> {
+        let now = (self.now)();
+        let mut cache = self.topics.lock().await;
+        if now.saturating_sub(cache.0) >= 1_000 {
+            *cache = (now, Arc::new(self.store.list_topics().await?));
+        }
+        Ok(cache.1.clone())
+    }
+
     /// Answers one call.
     pub async fn call(&self, call: GroupCall) -> GroupReply {
         match call {
+            GroupCall::ConsumerHeartbeat(h) => {
+                GroupReply::ConsumerHeartbeat(self.consumer_heartbeat(h).await)
+            }
+            GroupCall::ConsumerDescribe(ids) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push(self.consumer_describe(&id).await);
+                }
+                GroupReply::ConsumerDescribe(out)
+            }
             GroupCall::Join(j) => GroupReply::Join(self.join(j).await),
             GroupCall::Sync(s) => GroupReply::Sync(self.sync(s).await),
             GroupCall::Heartbeat(h) => GroupReply::Done(self.heartbeat(h).await),
@@ -687,6 +768,14 @@ impl GroupCoordinator {
         let mut g = lock.lock().await;
         if g.dead {
             return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if let Some(c) = &g.consumer {
+            // A KIP-848 group takes no classic members while it has its own; an empty one
+            // turns classic (its offsets stay).
+            if !c.members.is_empty() {
+                return Err(GroupError::InconsistentGroupProtocol);
+            }
+            g.consumer = None;
         }
         if !g.compatible(&req.protocol_type, &req.protocols, &req.member_id) {
             return Err(GroupError::InconsistentGroupProtocol);
@@ -997,7 +1086,19 @@ impl GroupCoordinator {
         if g.dead {
             return Some(GroupError::CoordinatorNotAvailable);
         }
-        if simple {
+        if let Some(c) = &g.consumer {
+            if simple {
+                if !c.members.is_empty() {
+                    return Some(GroupError::UnknownMemberId);
+                }
+            } else {
+                match c.member_epoch(&req.member_id) {
+                    None => return Some(GroupError::UnknownMemberId),
+                    Some(e) if e != req.generation_id => return Some(GroupError::StaleMemberEpoch),
+                    Some(_) => {}
+                }
+            }
+        } else if simple {
             if !g.members.is_empty() {
                 return Some(GroupError::UnknownMemberId);
             }
@@ -1037,6 +1138,27 @@ impl GroupCoordinator {
             };
         };
         let g = lock.lock().await;
+        if let Some(c) = &g.consumer {
+            return GroupDescription {
+                group_id: id.to_string(),
+                exists: !g.dead,
+                state: c.state().to_string(),
+                protocol_type: "consumer".into(),
+                protocol_name: String::new(),
+                members: c
+                    .members
+                    .iter()
+                    .map(|(mid, m)| MemberDescription {
+                        member_id: mid.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Vec::new(),
+                        assignment: Vec::new(),
+                    })
+                    .collect(),
+            };
+        }
         let shows_protocol = matches!(g.state, State::Stable | State::CompletingRebalance);
         let protocol = g.protocol_name.clone().unwrap_or_default();
         GroupDescription {
@@ -1086,18 +1208,27 @@ impl GroupCoordinator {
             if g.dead {
                 continue;
             }
-            let state = g.state.name();
+            let state = g.state_name();
             if !states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(state)) {
                 continue;
             }
-            if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case("classic")) {
+            let kind = if g.consumer.is_some() {
+                "consumer"
+            } else {
+                "classic"
+            };
+            if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case(kind)) {
                 continue;
             }
             out.push(GroupListing {
                 group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                protocol_type: if g.consumer.is_some() {
+                    "consumer".into()
+                } else {
+                    g.protocol_type.clone().unwrap_or_default()
+                },
                 state: state.to_string(),
-                group_type: "classic".into(),
+                group_type: kind.into(),
             });
         }
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -1144,6 +1275,11 @@ impl GroupCoordinator {
         }
         let subscribed: Vec<String> = if g.state == State::Empty {
             Vec::new()
+        } else if let Some(c) = &g.consumer {
+            match self.topics().await {
+                Ok(topics) => c.subscribed_names(&topics),
+                Err(_) => return (Some(GroupError::CoordinatorNotAvailable), Vec::new()),
+            }
         } else if g.protocol_type.as_deref() == Some("consumer") {
             let protocol = g.protocol_name.clone().unwrap_or_default();
             g.members
@@ -1187,7 +1323,14 @@ impl GroupCoordinator {
         let delay = self.settings.initial_rebalance_delay_ms;
         for lock in all {
             let mut g = lock.lock().await;
-            if g.dead || (g.members.is_empty() && g.pending.is_empty()) {
+            if g.dead {
+                continue;
+            }
+            if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+                self.tick_consumer(&mut g, now).await;
+                continue;
+            }
+            if g.members.is_empty() && g.pending.is_empty() {
                 continue;
             }
             let mut changed = false;
@@ -1266,6 +1409,108 @@ impl GroupCoordinator {
                 Ok(_) => {}
                 Err(e) => warn!(group = %g.id, error = %e, "expiring offsets failed"),
             }
+        }
+    }
+
+    async fn tick_consumer(&self, g: &mut Group, now: i64) {
+        let Ok(topics) = self.topics().await else {
+            return;
+        };
+        let session = self.settings.consumer_session_timeout_ms;
+        let expired = g
+            .consumer
+            .as_mut()
+            .is_some_and(|c| c.expire(now, session, &topics));
+        if expired {
+            g.track_consumer_emptiness(now);
+            self.persist(g).await;
+        }
+    }
+
+    async fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResult {
+        let refuse = |error, message: &str| ConsumerHeartbeatResult {
+            error: Some(error),
+            error_message: Some(message.to_string()),
+            ..ConsumerHeartbeatResult::default()
+        };
+        if req.group_id.is_empty() {
+            return refuse(GroupError::InvalidGroupId, "empty group id");
+        }
+        let topics = match self.topics().await {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "reading topics for a consumer group failed");
+                return refuse(
+                    GroupError::CoordinatorNotAvailable,
+                    "metadata store unavailable",
+                );
+            }
+        };
+        let lock = if req.member_epoch == 0 {
+            self.get_or_create(&req.group_id)
+        } else {
+            match self.lookup(&req.group_id) {
+                Some(l) => l,
+                None => return refuse(GroupError::UnknownMemberId, "unknown group"),
+            }
+        };
+        let mut g = lock.lock().await;
+        if g.dead {
+            return refuse(
+                GroupError::CoordinatorNotAvailable,
+                "group was just removed",
+            );
+        }
+        if g.consumer.is_none() {
+            if !g.members.is_empty() || g.state != State::Empty {
+                return refuse(GroupError::GroupIdNotFound, "the group is a classic group");
+            }
+            // An empty classic group (or a new one) becomes a consumer group.
+            g.consumer = Some(ConsumerGroup {
+                epoch: g.generation,
+                ..ConsumerGroup::default()
+            });
+            g.protocol_type = Some("consumer".into());
+        }
+        let limits = HeartbeatLimits {
+            heartbeat_interval_ms: self.settings.consumer_heartbeat_interval_ms,
+            max_size: self.settings.max_size,
+        };
+        let now = (self.now)();
+        let Some(c) = g.consumer.as_mut() else {
+            return refuse(GroupError::CoordinatorNotAvailable, "group state lost");
+        };
+        let (reply, changed) = c.heartbeat(&req, now, &topics, &limits);
+        if changed {
+            g.track_consumer_emptiness(now);
+            self.persist(&g).await;
+        }
+        reply
+    }
+
+    async fn consumer_describe(&self, id: &str) -> ConsumerGroupDescription {
+        let missing = |error| ConsumerGroupDescription {
+            group_id: id.to_string(),
+            error: Some(error),
+            state: "Dead".into(),
+            group_epoch: -1,
+            assignment_epoch: -1,
+            assignor: String::new(),
+            members: Vec::new(),
+        };
+        if id.is_empty() {
+            return missing(GroupError::InvalidGroupId);
+        }
+        let Some(lock) = self.lookup(id) else {
+            return missing(GroupError::GroupIdNotFound);
+        };
+        let g = lock.lock().await;
+        let (Some(c), false) = (&g.consumer, g.dead) else {
+            return missing(GroupError::GroupIdNotFound);
+        };
+        match self.topics().await {
+            Ok(topics) => c.describe(id, &topics),
+            Err(_) => missing(GroupError::CoordinatorNotAvailable),
         }
     }
 

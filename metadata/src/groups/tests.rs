@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::store::SqliteStore;
-use crate::types::TopicSpec;
+use crate::types::{TopicInfo, TopicSpec};
 
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 20_000;
@@ -573,4 +573,294 @@ fn subscriptions_parse_and_garbage_does_not() {
     );
     assert_eq!(subscribed_topics(&[0, 0, 0, 0, 0, 9, 0, 1]), None);
     assert_eq!(subscribed_topics(&[]), None);
+}
+
+// ---- KIP-848 consumer groups ----
+
+fn consumer_hb(group: &str, member: &str, epoch: i32) -> ConsumerHeartbeat {
+    ConsumerHeartbeat {
+        group_id: group.into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        instance_id: None,
+        rack_id: None,
+        rebalance_timeout_ms: if epoch == 0 { REBALANCE } else { -1 },
+        subscribed_topic_names: (epoch == 0).then(|| vec!["t6".to_string()]),
+        subscribed_topic_regex: None,
+        server_assignor: None,
+        owned: None,
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+    }
+}
+
+impl Fixture {
+    async fn topic6(&self) -> Uuid {
+        let spec = TopicSpec {
+            name: "t6".into(),
+            partitions: 6,
+            configs: Default::default(),
+        };
+        let id = self.store.create_topic(&spec, 0).await.expect("create").id;
+        self.advance(2_000); // past the coordinator's topic cache
+        id
+    }
+
+    async fn chb(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResult {
+        self.c.consumer_heartbeat(req).await
+    }
+}
+
+fn parts(r: &ConsumerHeartbeatResult) -> Vec<i32> {
+    r.assignment
+        .as_ref()
+        .map(|a| a.iter().flat_map(|(_, ps)| ps.iter().copied()).collect())
+        .unwrap_or_default()
+}
+
+/// A heartbeat reporting `owned` partitions of `topic`.
+fn owning(mut h: ConsumerHeartbeat, topic: Uuid, owned: &[i32]) -> ConsumerHeartbeat {
+    h.owned = Some(vec![(topic, owned.to_vec())]);
+    h
+}
+
+#[tokio::test]
+async fn kip848_members_get_disjoint_partitions_after_revocation() {
+    let f = Fixture::new().await;
+    let t = f.topic6().await;
+    let a = f.chb(consumer_hb("k", "a", 0)).await;
+    assert_eq!(
+        (a.error, a.member_epoch, parts(&a)),
+        (None, 1, vec![0, 1, 2, 3, 4, 5])
+    );
+    // B joins: epoch 2; it gets nothing until A releases half.
+    let b = f.chb(consumer_hb("k", "b", 0)).await;
+    assert_eq!((b.error, parts(&b)), (None, vec![]));
+    assert!(
+        b.assignment.is_some(),
+        "a join always gets its (empty) assignment"
+    );
+    // A is told to keep three: the revocation, at its old epoch.
+    let a = f
+        .chb(owning(consumer_hb("k", "a", 1), t, &[0, 1, 2, 3, 4, 5]))
+        .await;
+    assert_eq!((a.member_epoch, parts(&a).len()), (1, 3));
+    let kept = parts(&a);
+    // Until A confirms, B still waits, and nothing is sent twice.
+    let b = f.chb(owning(consumer_hb("k", "b", 2), t, &[])).await;
+    assert_eq!((b.member_epoch, b.assignment), (2, None));
+    let d = f.c.consumer_describe("k").await;
+    assert_eq!(d.state, "Reconciling");
+    // A releases: it moves to epoch 2; B gets the other three.
+    let a = f.chb(owning(consumer_hb("k", "a", 1), t, &kept)).await;
+    assert_eq!((a.error, a.member_epoch), (None, 2));
+    let b = f.chb(owning(consumer_hb("k", "b", 2), t, &[])).await;
+    let mut all = kept.clone();
+    all.extend(parts(&b));
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(parts(&b).len(), 3);
+    let d = f.c.consumer_describe("k").await;
+    assert_eq!(
+        (d.state.as_str(), d.group_epoch, d.assignor.as_str()),
+        ("Stable", 2, "uniform")
+    );
+    // Stale epochs are fenced; commits check the epoch.
+    let stale = f.chb(owning(consumer_hb("k", "b", 1), t, &[9])).await;
+    assert_eq!(stale.error, Some(GroupError::FencedMemberEpoch));
+    assert_eq!(
+        f.commit("k", "b", 1, 5).await,
+        Some(GroupError::StaleMemberEpoch)
+    );
+    assert_eq!(f.commit("k", "b", 2, 5).await, None);
+    assert_eq!(
+        f.commit("k", "", -1, 5).await,
+        Some(GroupError::UnknownMemberId)
+    );
+}
+
+#[tokio::test]
+async fn kip848_leave_expiry_and_restart() {
+    let f = Fixture::new().await;
+    let t = f.topic6().await;
+    f.chb(consumer_hb("k", "a", 0)).await;
+    let mut range = consumer_hb("k", "b", 0);
+    range.server_assignor = Some("range".into());
+    f.chb(range).await;
+    let a = f
+        .chb(owning(consumer_hb("k", "a", 1), t, &[0, 1, 2, 3, 4, 5]))
+        .await;
+    assert_eq!(
+        parts(&a),
+        vec![0, 1, 2],
+        "range: the first member by id gets the first half"
+    );
+    f.chb(owning(consumer_hb("k", "a", 1), t, &[0, 1, 2])).await;
+    let b = f.chb(owning(consumer_hb("k", "b", 2), t, &[])).await;
+    assert_eq!(parts(&b), vec![3, 4, 5]);
+    // The group survives a coordinator restart: members carry on at their epochs.
+    let again = Fixture::over(f.store.clone(), settings()).await;
+    again.advance(0);
+    let b2 = again
+        .chb(owning(consumer_hb("k", "b", 2), t, &[3, 4, 5]))
+        .await;
+    assert_eq!((b2.error, b2.member_epoch), (None, 2));
+    // B's session expires on the restarted coordinator; A then gets everything.
+    again.advance(i64::from(GroupSettings::default().consumer_session_timeout_ms) + 1);
+    again
+        .chb(owning(consumer_hb("k", "a", 2), t, &[0, 1, 2]))
+        .await;
+    again.c.tick().await;
+    let a = again
+        .chb(owning(consumer_hb("k", "a", 2), t, &[0, 1, 2]))
+        .await;
+    assert_eq!((a.member_epoch, parts(&a)), (3, vec![0, 1, 2, 3, 4, 5]));
+    // Leaving (epoch -1) empties the group, which can then be deleted.
+    let left = again.chb(consumer_hb("k", "a", -1)).await;
+    assert_eq!((left.error, left.member_epoch), (None, -1));
+    assert_eq!(again.c.consumer_describe("k").await.state, "Empty");
+    let listed = again.c.list(&[], &["consumer".into()]).await;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|g| g.group_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["k"]
+    );
+    assert_eq!(again.c.delete("k").await, None);
+}
+
+#[tokio::test]
+async fn kip848_bad_heartbeats_and_protocol_conflicts() {
+    let f = Fixture::new().await;
+    f.topic6().await;
+    let mut no_sub = consumer_hb("k", "a", 0);
+    no_sub.subscribed_topic_names = None;
+    assert_eq!(f.chb(no_sub).await.error, Some(GroupError::InvalidRequest));
+    let mut bad_re = consumer_hb("k", "a", 0);
+    bad_re.subscribed_topic_regex = Some("(unclosed".into());
+    assert_eq!(
+        f.chb(bad_re).await.error,
+        Some(GroupError::InvalidRegularExpression)
+    );
+    let mut bad_assignor = consumer_hb("k", "a", 0);
+    bad_assignor.server_assignor = Some("sticky-magic".into());
+    assert_eq!(
+        f.chb(bad_assignor).await.error,
+        Some(GroupError::UnsupportedAssignor)
+    );
+    assert_eq!(
+        f.chb(consumer_hb("k", "ghost", 3)).await.error,
+        Some(GroupError::UnknownMemberId)
+    );
+    // A classic group with members is not a consumer group, and vice versa.
+    let (_m, h) = f.new_member("classic").await;
+    done(h).await;
+    assert_eq!(
+        f.chb(consumer_hb("classic", "a", 0)).await.error,
+        Some(GroupError::GroupIdNotFound)
+    );
+    assert_eq!(f.chb(consumer_hb("k", "a", 0)).await.error, None);
+    let mut j = f.join_req("k", "", &[("range", b"")]);
+    j.require_known_member_id = false;
+    assert_eq!(
+        f.c.join(j).await.error,
+        Some(GroupError::InconsistentGroupProtocol)
+    );
+    // Regex subscriptions match whole names.
+    let mut re = consumer_hb("r", "x", 0);
+    re.subscribed_topic_names = Some(vec![]);
+    re.subscribed_topic_regex = Some("t.".into());
+    let r = f.chb(re).await;
+    assert_eq!(parts(&r), vec![0, 1, 2, 3, 4, 5]);
+    // Static members: a second live member cannot take the instance id.
+    let mut s1 = consumer_hb("s", "s1", 0);
+    s1.instance_id = Some("i".into());
+    assert_eq!(f.chb(s1).await.error, None);
+    let mut s2 = consumer_hb("s", "s2", 0);
+    s2.instance_id = Some("i".into());
+    assert_eq!(
+        f.chb(s2.clone()).await.error,
+        Some(GroupError::UnreleasedInstanceId)
+    );
+    // After a temporary leave (-2) the new incarnation inherits the partitions.
+    let mut leave = consumer_hb("s", "s1", -2);
+    leave.instance_id = Some("i".into());
+    assert_eq!(f.chb(leave).await.error, None);
+    let r = f.chb(s2).await;
+    assert_eq!(
+        (r.error, r.member_epoch, parts(&r)),
+        (None, 1, vec![0, 1, 2, 3, 4, 5])
+    );
+}
+
+#[test]
+fn uniform_assignment_is_balanced_and_sticky() {
+    let topic = TopicInfo {
+        id: Uuid::new_v4(),
+        name: "t".into(),
+        configs: Default::default(),
+        created_at_ms: 0,
+        partitions: (0..7)
+            .map(|p| crate::types::PartitionInfo {
+                partition: p,
+                high_watermark: 0,
+                log_start_offset: 0,
+                leader_epoch: 0,
+            })
+            .collect(),
+    };
+    let member = |owned: &[i32]| consumer::ConsumerMember {
+        instance_id: None,
+        rack_id: None,
+        client_id: String::new(),
+        client_host: String::new(),
+        rebalance_timeout_ms: 1,
+        subscription: consumer::Subscription {
+            names: vec!["t".into()],
+            ..Default::default()
+        },
+        epoch: 1,
+        previous_epoch: 1,
+        assigned: [(topic.id, owned.iter().copied().collect())]
+            .into_iter()
+            .collect(),
+        revoking: Default::default(),
+        revoke_deadline_ms: 0,
+        last_heartbeat_ms: 0,
+        sent: None,
+        departed: false,
+        compiled: None,
+    };
+    // A had 4, B had 3; C joins: counts must differ by at most one and A, B keep most.
+    let members: std::collections::BTreeMap<String, consumer::ConsumerMember> = [
+        ("a".to_string(), member(&[0, 1, 2, 3])),
+        ("b".to_string(), member(&[4, 5, 6])),
+        ("c".to_string(), member(&[])),
+    ]
+    .into_iter()
+    .collect();
+    let out = consumer::assign("uniform", &members, std::slice::from_ref(&topic));
+    let get = |m: &str| -> Vec<i32> {
+        out[m]
+            .get(&topic.id)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    };
+    let counts: Vec<usize> = ["a", "b", "c"].iter().map(|m| get(m).len()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 7);
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "{counts:?}"
+    );
+    assert!(
+        get("a").iter().all(|p| [0, 1, 2, 3].contains(p)),
+        "a keeps its own: {:?}",
+        get("a")
+    );
+    assert!(
+        get("b").iter().all(|p| [4, 5, 6].contains(p)),
+        "b keeps its own: {:?}",
+        get("b")
+    );
 }

@@ -37,6 +37,18 @@ pub enum GroupError {
     GroupMaxSizeReached,
     /// The coordinator could not complete the operation (e.g. the store failed); retriable.
     CoordinatorNotAvailable,
+    /// KIP-848: the member's epoch is fenced; it must drop its partitions and rejoin.
+    FencedMemberEpoch,
+    /// KIP-848: another member still holds this group.instance.id.
+    UnreleasedInstanceId,
+    /// KIP-848: the named server assignor does not exist.
+    UnsupportedAssignor,
+    /// KIP-848: an offset commit carries an epoch other than the member's current one.
+    StaleMemberEpoch,
+    /// KIP-848: the subscription's regular expression does not compile.
+    InvalidRegularExpression,
+    /// A malformed request (e.g. a first heartbeat without a subscription).
+    InvalidRequest,
 }
 
 /// One protocol (assignor) a member supports, with its opaque metadata.
@@ -215,6 +227,10 @@ pub enum GroupCall {
     },
     /// DeleteGroups.
     Delete(Vec<String>),
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat(ConsumerHeartbeat),
+    /// ConsumerGroupDescribe (KIP-848).
+    ConsumerDescribe(Vec<String>),
     /// OffsetDelete.
     DeleteOffsets {
         /// Group id.
@@ -293,6 +309,10 @@ pub enum GroupReply {
     List(Vec<GroupListing>),
     /// To Delete, per group in request order.
     Delete(Vec<Option<GroupError>>),
+    /// To ConsumerHeartbeat.
+    ConsumerHeartbeat(ConsumerHeartbeatResult),
+    /// To ConsumerDescribe, in request order.
+    ConsumerDescribe(Vec<ConsumerGroupDescription>),
     /// To DeleteOffsets: group-level error, and per partition in request order.
     DeleteOffsets {
         /// Group-level error.
@@ -332,6 +352,10 @@ pub struct GroupRecord {
     pub generation_id: i32,
     /// Leader member id.
     pub leader: Option<String>,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_type: String,
+    /// KIP-848: epoch of the assignment the members were last given.
+    pub assignment_epoch: i32,
     /// When the group entered its state (ms); for an Empty group, the start of offset
     /// retention.
     pub state_since_ms: i64,
@@ -358,4 +382,117 @@ pub struct MemberRecord {
     pub protocols: Vec<GroupProtocol>,
     /// Assignment from the last SyncGroup.
     pub assignment: Vec<u8>,
+    /// KIP-848: client.rack.
+    pub rack_id: Option<String>,
+    /// KIP-848: member epoch.
+    pub member_epoch: i32,
+    /// KIP-848: subscription (JSON, owned by the coordinator).
+    pub subscription: Option<String>,
+    /// KIP-848: assigned and revoking partitions (JSON, owned by the coordinator).
+    pub assigned_partitions: Option<String>,
+}
+
+/// Partitions of one topic.
+pub type TopicPartitions = (TopicId, Vec<i32>);
+
+/// ConsumerGroupHeartbeat (KIP-848): join (epoch 0), heartbeat, or leave (epoch -1 or -2).
+/// `None` fields mean "unchanged since the last heartbeat".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerHeartbeat {
+    /// Group id.
+    pub group_id: String,
+    /// Member id (client-generated from v1; empty on a v0 join).
+    pub member_id: String,
+    /// Member epoch: 0 joins, -1 leaves, -2 leaves temporarily (static member).
+    pub member_epoch: i32,
+    /// group.instance.id.
+    pub instance_id: Option<String>,
+    /// client.rack.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout (ms), -1 when unchanged.
+    pub rebalance_timeout_ms: i32,
+    /// Subscribed topic names.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    /// Subscribed topic regular expression (v1).
+    pub subscribed_topic_regex: Option<String>,
+    /// Server-side assignor the member asks for.
+    pub server_assignor: Option<String>,
+    /// Partitions the member owns now.
+    pub owned: Option<Vec<TopicPartitions>>,
+    /// client.id.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+}
+
+/// ConsumerGroupHeartbeat's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConsumerHeartbeatResult {
+    /// Error, if any.
+    pub error: Option<GroupError>,
+    /// Why, for the client's log.
+    pub error_message: Option<String>,
+    /// The member id.
+    pub member_id: String,
+    /// The member's epoch.
+    pub member_epoch: i32,
+    /// How often to heartbeat.
+    pub heartbeat_interval_ms: i32,
+    /// The member's whole assignment, when it changed.
+    pub assignment: Option<Vec<TopicPartitions>>,
+}
+
+/// Partitions of one topic, with its name, as ConsumerGroupDescribe shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedPartitions {
+    /// Topic id.
+    pub topic_id: TopicId,
+    /// Topic name.
+    pub topic: String,
+    /// Partitions.
+    pub partitions: Vec<i32>,
+}
+
+/// One member in ConsumerGroupDescribe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// group.instance.id.
+    pub instance_id: Option<String>,
+    /// client.rack.
+    pub rack_id: Option<String>,
+    /// Member epoch.
+    pub member_epoch: i32,
+    /// client.id.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+    /// Subscribed names.
+    pub subscribed_topic_names: Vec<String>,
+    /// Subscribed regex.
+    pub subscribed_topic_regex: Option<String>,
+    /// Current assignment.
+    pub assignment: Vec<NamedPartitions>,
+    /// Target assignment.
+    pub target_assignment: Vec<NamedPartitions>,
+}
+
+/// One group in ConsumerGroupDescribe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerGroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// GROUP_ID_NOT_FOUND for unknown and classic groups.
+    pub error: Option<GroupError>,
+    /// Empty, Assigning, Reconciling, Stable.
+    pub state: String,
+    /// Group epoch.
+    pub group_epoch: i32,
+    /// Epoch of the target assignment.
+    pub assignment_epoch: i32,
+    /// Server assignor in use.
+    pub assignor: String,
+    /// Members.
+    pub members: Vec<ConsumerMemberDescription>,
 }

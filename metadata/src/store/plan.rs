@@ -415,20 +415,23 @@ pub(crate) const WATERMARKS_SQL: &str =
      WHERE t.deleted_at_ms IS NULL
      ORDER BY p.topic_id, p.partition";
 
-/// A `consumer_groups` row: id, protocol type, protocol name, state, generation, leader,
-/// updated_at_ms.
+/// A `consumer_groups` row: id, type, protocol type, protocol name, state, generation,
+/// leader, assignment epoch, updated_at_ms.
 pub(crate) type GroupRow = (
+    String,
     String,
     Option<String>,
     Option<String>,
     String,
     i32,
     Option<String>,
+    i32,
     i64,
 );
 
-/// A `group_members` row: group id, member id, instance id, client id, host, session timeout,
-/// rebalance timeout, protocols (JSON), assignment.
+/// A `group_members` row: group id, member id, instance id, client id, host, session
+/// timeout, rebalance timeout, protocols (JSON), assignment, rack, member epoch,
+/// subscription, assigned partitions.
 pub(crate) type MemberRow = (
     String,
     String,
@@ -439,13 +442,19 @@ pub(crate) type MemberRow = (
     i32,
     Option<Vec<u8>>,
     Option<Vec<u8>>,
+    Option<String>,
+    i32,
+    Option<String>,
+    Option<String>,
 );
 
-pub(crate) const LOAD_GROUPS_SQL: &str = "SELECT group_id, protocol_type, protocol_name, state, \
-     generation_id, leader_member_id, updated_at_ms FROM consumer_groups ORDER BY group_id";
+pub(crate) const LOAD_GROUPS_SQL: &str = "SELECT group_id, group_type, protocol_type, \
+     protocol_name, state, generation_id, leader_member_id, assignment_epoch, updated_at_ms \
+     FROM consumer_groups ORDER BY group_id";
 
 pub(crate) const LOAD_MEMBERS_SQL: &str = "SELECT group_id, member_id, group_instance_id, \
-     client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocols, assignment \
+     client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocols, assignment, \
+     rack_id, member_epoch, subscription, assigned_partitions \
      FROM group_members ORDER BY group_id, member_id";
 
 /// The protocols of a member as stored (JSON, in the `protocols` column).
@@ -460,19 +469,10 @@ pub(crate) fn assemble_groups(
     members: Vec<MemberRow>,
 ) -> Result<Vec<GroupRecord>> {
     let mut by_group: HashMap<String, Vec<MemberRecord>> = HashMap::new();
-    for (
-        group_id,
-        member_id,
-        instance,
-        client_id,
-        host,
-        session,
-        rebalance,
-        protocols,
-        assignment,
-    ) in members
-    {
-        let protocols = match protocols {
+    for row in members {
+        let (group_id, member_id, instance, client_id, host, session, rebalance) =
+            (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+        let protocols = match row.7 {
             Some(p) => serde_json::from_slice(&p).map_err(|e| {
                 MetadataError::Database(format!("corrupt protocols of {group_id}/{member_id}: {e}"))
             })?,
@@ -486,26 +486,30 @@ pub(crate) fn assemble_groups(
             session_timeout_ms: session,
             rebalance_timeout_ms: rebalance,
             protocols,
-            assignment: assignment.unwrap_or_default(),
+            assignment: row.8.unwrap_or_default(),
+            rack_id: row.9,
+            member_epoch: row.10,
+            subscription: row.11,
+            assigned_partitions: row.12,
         });
     }
     Ok(groups
         .into_iter()
-        .map(
-            |(group_id, protocol_type, protocol_name, state, generation_id, leader, since)| {
-                let members = by_group.remove(&group_id).unwrap_or_default();
-                GroupRecord {
-                    group_id,
-                    protocol_type,
-                    protocol_name,
-                    state,
-                    generation_id,
-                    leader,
-                    state_since_ms: since,
-                    members,
-                }
-            },
-        )
+        .map(|row| {
+            let members = by_group.remove(&row.0).unwrap_or_default();
+            GroupRecord {
+                group_id: row.0,
+                group_type: row.1,
+                protocol_type: row.2,
+                protocol_name: row.3,
+                state: row.4,
+                generation_id: row.5,
+                leader: row.6,
+                assignment_epoch: row.7,
+                state_since_ms: row.8,
+                members,
+            }
+        })
         .collect())
 }
 

@@ -515,19 +515,24 @@ impl MetadataStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO consumer_groups (group_id, group_type, protocol_type, protocol_name, state,
-                                          generation_id, leader_member_id, created_at_ms, updated_at_ms)
-             VALUES (?, 'classic', ?, ?, ?, ?, ?, ?, ?)
+                 generation_id, leader_member_id, assignment_epoch, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (group_id) DO UPDATE SET
+                 group_type = excluded.group_type,
                  protocol_type = excluded.protocol_type, protocol_name = excluded.protocol_name,
                  state = excluded.state, generation_id = excluded.generation_id,
-                 leader_member_id = excluded.leader_member_id, updated_at_ms = excluded.updated_at_ms",
+                 leader_member_id = excluded.leader_member_id,
+                 assignment_epoch = excluded.assignment_epoch,
+                 updated_at_ms = excluded.updated_at_ms",
         )
         .bind(&g.group_id)
+        .bind(&g.group_type)
         .bind(g.protocol_type.as_deref())
         .bind(g.protocol_name.as_deref())
         .bind(&g.state)
         .bind(g.generation_id)
         .bind(g.leader.as_deref())
+        .bind(g.assignment_epoch)
         .bind(g.state_since_ms)
         .bind(g.state_since_ms)
         .execute(&mut *tx)
@@ -540,8 +545,8 @@ impl MetadataStore for SqliteStore {
             sqlx::query(
                 "INSERT INTO group_members (group_id, member_id, group_instance_id, client_id,
                      client_host, session_timeout_ms, rebalance_timeout_ms, protocols, assignment,
-                     last_heartbeat_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     rack_id, member_epoch, subscription, assigned_partitions, last_heartbeat_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&g.group_id)
             .bind(&m.member_id)
@@ -552,6 +557,10 @@ impl MetadataStore for SqliteStore {
             .bind(m.rebalance_timeout_ms)
             .bind(super::plan::protocols_to_json(&m.protocols)?)
             .bind(&m.assignment)
+            .bind(m.rack_id.as_deref())
+            .bind(m.member_epoch)
+            .bind(m.subscription.as_deref())
+            .bind(m.assigned_partitions.as_deref())
             .bind(g.state_since_ms)
             .execute(&mut *tx)
             .await?;

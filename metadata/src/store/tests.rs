@@ -964,6 +964,8 @@ fn group_record(members: usize, generation: i32) -> GroupRecord {
         state: if members == 0 { "Empty" } else { "Stable" }.into(),
         generation_id: generation,
         leader: (members > 0).then(|| "m0".into()),
+        group_type: "consumer".into(),
+        assignment_epoch: generation - 1,
         state_since_ms: NOW + i64::from(generation),
         members: (0..members)
             .map(|i| MemberRecord {
@@ -978,6 +980,10 @@ fn group_record(members: usize, generation: i32) -> GroupRecord {
                     metadata: vec![0, 1, 2, i as u8],
                 }],
                 assignment: vec![9, i as u8],
+                rack_id: (i == 1).then(|| "use1-az1".into()),
+                member_epoch: generation,
+                subscription: Some(r#"{"names":["t"]}"#.into()),
+                assigned_partitions: (i == 0).then(|| "{}".into()),
             })
             .collect(),
     }

@@ -331,6 +331,11 @@ struct MetadataArgs {
     /// Admin HTTP address.
     #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9645")]
     admin_listen: SocketAddr,
+    /// This instance's HTTP API address as the other metadata instances reach it
+    /// (`http://10.0.0.5:9091`); the instance coordinating consumer groups is reached there.
+    /// Defaults to `http://<--listen>` unless that is a wildcard address.
+    #[arg(long, env = "FLOE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
     #[command(flatten)]
     groups: GroupFlags,
 }
@@ -539,7 +544,16 @@ async fn playground(args: PlaygroundArgs) -> Result<()> {
 }
 
 async fn metadata(args: MetadataArgs) -> Result<()> {
-    let settings = args.groups.service_settings()?;
+    let mut settings = args.groups.service_settings()?;
+    settings.advertise_url = match &args.advertise_url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
+        Some(u) => bail!("--advertise-url must be an http:// or https:// URL, got {u:?}"),
+        None if args.listen.ip().is_unspecified() => {
+            tracing::warn!("no --advertise-url: fine for one metadata instance; with several, the others cannot reach this one when it coordinates consumer groups");
+            None
+        }
+        None => Some(format!("http://{}", args.listen)),
+    };
     let admin = AdminPort::start(args.admin_listen).await?;
     let store = open_store(&args.database_url).await?;
     let service =
@@ -554,6 +568,9 @@ async fn metadata(args: MetadataArgs) -> Result<()> {
     .with_context(|| format!("binding {}", args.listen))?;
     info!(listen = %args.listen, "metadata service ready");
     admin.serve_until_signal().await;
+    // Hand the group coordinator to another instance at once rather than after the lease
+    // lapses; members parked here are told to find their coordinator again.
+    service.step_down_groups().await;
     service.close_watches();
     admin.stop().await;
     let _ = api.await;

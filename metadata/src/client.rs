@@ -87,6 +87,27 @@ impl HttpMetadataClient {
     }
 }
 
+impl HttpMetadataClient {
+    fn group_request(&self, call: &GroupCall) -> reqwest::RequestBuilder {
+        // A JoinGroup or SyncGroup waits on the coordinator for up to a rebalance timeout.
+        let wait = Duration::from_millis(u64::try_from(call.max_wait_ms()).unwrap_or(0));
+        self.http
+            .post(format!("{}/v1/groups", self.base))
+            .timeout(REQUEST_TIMEOUT + wait)
+            .json(call)
+    }
+
+    /// A group call forwarded by a metadata process that does not coordinate groups to the
+    /// one that does; marked so the receiver never forwards it again.
+    pub async fn forward_group(&self, call: GroupCall) -> Result<GroupReply> {
+        let req = self.group_request(&call).header(FORWARDED_HEADER, "1");
+        self.send(req).await
+    }
+}
+
+/// Marks a group call forwarded between metadata processes.
+pub const FORWARDED_HEADER: &str = "x-floe-forwarded";
+
 /// Percent-encodes a topic name for a URL path segment. Kafka names are `[a-zA-Z0-9._-]`,
 /// but the service must not be confused by anything else a client sends.
 fn encode_segment(s: &str) -> String {
@@ -187,14 +208,7 @@ impl Metadata for HttpMetadataClient {
     }
 
     async fn group(&self, call: GroupCall) -> Result<GroupReply> {
-        // A JoinGroup or SyncGroup waits on the coordinator for up to a rebalance timeout.
-        let wait = Duration::from_millis(u64::try_from(call.max_wait_ms()).unwrap_or(0));
-        let req = self
-            .http
-            .post(format!("{}/v1/groups", self.base))
-            .timeout(REQUEST_TIMEOUT + wait)
-            .json(&call);
-        self.send(req).await
+        self.send(self.group_request(&call)).await
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {

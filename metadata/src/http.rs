@@ -254,8 +254,13 @@ async fn watch(
     Ok(Json(s.watch(cursor, timeout).await?))
 }
 
-async fn group_call(State(s): Svc, Json(call): Json<GroupCall>) -> ApiResult<GroupReply> {
-    Ok(Json(s.group(call).await?))
+async fn group_call(
+    State(s): Svc,
+    headers: axum::http::HeaderMap,
+    Json(call): Json<GroupCall>,
+) -> ApiResult<GroupReply> {
+    let forwarded = headers.contains_key(crate::client::FORWARDED_HEADER);
+    Ok(Json(s.group_routed(call, forwarded).await?))
 }
 
 async fn fetch_offsets(

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::groups::{GroupCall, GroupCoordinator, GroupReply, GroupSettings};
+use crate::groups::{GroupCall, GroupReply, GroupRouter, GroupSettings};
 use crate::sequencer::{GroupStats, Sequencer};
 use crate::store::MetadataStore;
 use crate::types::{
@@ -108,7 +108,7 @@ struct Feed {
 }
 
 /// Settings of the service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServiceSettings {
     /// How often a watcher with nothing new re-reads watermarks from the database. Commits
     /// through this instance wake watchers at once; commits through *another* instance on the
@@ -117,6 +117,10 @@ pub struct ServiceSettings {
     pub foreign_refresh: Duration,
     /// Group coordinator limits.
     pub groups: GroupSettings,
+    /// This process's metadata API address (`http://10.0.0.5:9091`), where the others
+    /// forward group calls when this process coordinates groups. Needed when several
+    /// processes share a PostgreSQL database.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for ServiceSettings {
@@ -124,6 +128,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             foreign_refresh: Duration::from_millis(500),
             groups: GroupSettings::default(),
+            advertise_url: None,
         }
     }
 }
@@ -138,7 +143,7 @@ pub struct MetadataService {
     now_ms: NowMs,
     closing: std::sync::atomic::AtomicBool,
     settings: ServiceSettings,
-    groups: Arc<GroupCoordinator>,
+    groups: Arc<GroupRouter>,
     /// Bumped by changes made through this instance (commits, and topic changes, which set
     /// the flag); a task turns them into NOTIFYs.
     local_changes: watch::Sender<(u64, bool)>,
@@ -177,13 +182,20 @@ impl MetadataService {
             },
             move |s| stats(s),
         );
-        let groups =
-            GroupCoordinator::start(store.clone(), now_ms.clone(), settings.groups).await?;
+        let instance = Uuid::new_v4();
+        let groups = GroupRouter::start(
+            store.clone(),
+            now_ms.clone(),
+            settings.groups,
+            settings.advertise_url.clone(),
+            instance.to_string(),
+        )
+        .await?;
         let service = Arc::new(MetadataService {
             store,
             groups,
             sequencer,
-            instance: Uuid::new_v4(),
+            instance,
             feed,
             changed,
             now_ms,
@@ -272,6 +284,22 @@ impl MetadataService {
         self.closing
             .store(true, std::sync::atomic::Ordering::Release);
         self.changed.send_modify(|_| {});
+    }
+
+    /// A group call as the HTTP API receives it: `forwarded` when another metadata process
+    /// sent it here because this one holds the coordinator lease.
+    pub async fn group_routed(&self, call: GroupCall, forwarded: bool) -> Result<GroupReply> {
+        self.groups.call(call, forwarded).await
+    }
+
+    /// Releases the group-coordinator lease (at shutdown), so another process takes over.
+    pub async fn step_down_groups(&self) {
+        self.groups.step_down().await;
+    }
+
+    /// The group router (tests and tools).
+    pub fn groups(&self) -> &Arc<GroupRouter> {
+        &self.groups
     }
 
     /// The underlying store (for the compactor and tools).
@@ -456,11 +484,11 @@ impl Metadata for MetadataService {
     }
 
     async fn group(&self, call: GroupCall) -> Result<GroupReply> {
-        Ok(self.groups.call(call).await)
+        self.groups.call(call, false).await
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
-        self.groups.fetch_offsets(group_id).await
+        self.store.fetch_offsets(group_id).await
     }
 
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch> {

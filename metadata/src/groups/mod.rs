@@ -10,6 +10,7 @@
 //! at start-up, so a restarted service lets members carry on with their generation.
 
 mod consumer;
+mod router;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,13 +22,14 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 pub use consumer::ASSIGNORS;
+pub use router::GroupRouter;
 pub use types::*;
 
 use consumer::{ConsumerGroup, HeartbeatLimits};
 
 use crate::error::Result;
 use crate::store::MetadataStore;
-use crate::types::{CommittedOffset, TopicInfo};
+use crate::types::TopicInfo;
 
 /// Coordinator limits, with Kafka's defaults.
 #[derive(Debug, Clone, Copy)]
@@ -1512,11 +1514,6 @@ impl GroupCoordinator {
             Ok(topics) => c.describe(id, &topics),
             Err(_) => missing(GroupError::CoordinatorNotAvailable),
         }
-    }
-
-    /// Committed offsets of a group (any agent may read them; no membership needed).
-    pub async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
-        self.store.fetch_offsets(group_id).await
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::store::SqliteStore;
-use crate::types::{TopicInfo, TopicSpec};
+use crate::types::{CommittedOffset, TopicInfo, TopicSpec};
 
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 20_000;

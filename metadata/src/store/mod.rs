@@ -131,6 +131,34 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes the group's offsets committed before `committed_before_ms` and returns how
     /// many remain (offsets of deleted topics are deleted regardless).
     async fn expire_offsets(&self, group_id: &str, committed_before_ms: i64) -> Result<u64>;
+
+    /// Tries to take the group-coordinator lease: at most one process sharing the database
+    /// holds it. PostgreSQL: a session advisory lock on a dedicated connection, released when
+    /// the holder's connection ends. SQLite (one process): always granted.
+    async fn lead_groups(&self) -> Result<Option<Box<dyn GroupLease>>>;
+
+    /// Records the HTTP address of the lease holder, for the other processes.
+    async fn set_group_leader(&self, url: &str, instance: &str, now_ms: i64) -> Result<()>;
+
+    /// The recorded lease holder's HTTP address and instance, if any.
+    async fn group_leader(&self) -> Result<Option<(String, String)>>;
+}
+
+/// A held group-coordinator lease.
+#[async_trait]
+pub trait GroupLease: Send + Sync {
+    /// Whether the lease is still held (the database still sees its connection).
+    async fn alive(&mut self) -> bool;
+}
+
+/// The lease of a backend used by one process only.
+pub(crate) struct SoleLease;
+
+#[async_trait]
+impl GroupLease for SoleLease {
+    async fn alive(&mut self) -> bool {
+        true
+    }
 }
 
 mod plan;

@@ -32,11 +32,18 @@ use super::plan::{
 };
 
 /// PostgreSQL migrations, applied in version order at start-up.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "group coordinator",
+        include_str!("../../migrations/postgres/0002_group_coordinator.sql"),
+    ),
+];
 
 /// Connections per process. Commits hold one for a few round trips; reads are single
 /// statements. 16 keeps a few processes well below PostgreSQL's default 100 connections.
@@ -675,6 +682,58 @@ impl MetadataStore for PostgresStore {
                 .await?;
         tx.commit().await?;
         Ok(u64::try_from(left).unwrap_or(0))
+    }
+
+    async fn lead_groups(&self) -> Result<Option<Box<dyn super::GroupLease>>> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let (held,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(GROUP_LEASE_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(held.then(|| Box::new(PgLease { conn }) as Box<dyn super::GroupLease>))
+    }
+
+    async fn set_group_leader(&self, url: &str, instance: &str, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO group_coordinator (singleton, url, instance, since_ms) VALUES (TRUE, $1, $2, $3)
+             ON CONFLICT (singleton) DO UPDATE SET url = excluded.url,
+                 instance = excluded.instance, since_ms = excluded.since_ms",
+        )
+        .bind(url)
+        .bind(instance)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn group_leader(&self) -> Result<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT url, instance FROM group_coordinator")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
+
+/// Advisory-lock key of the group-coordinator lease ("FloeGrp" in ASCII).
+const GROUP_LEASE_KEY: i64 = 0x0046_6c6f_6547_7270;
+
+/// The group-coordinator lease: held as long as this connection lives.
+struct PgLease {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait]
+impl super::GroupLease for PgLease {
+    async fn alive(&mut self) -> bool {
+        // A half-open connection would hang a query forever; two seconds is plenty for a
+        // round trip to a healthy database.
+        let ping = sqlx::query("SELECT 1").execute(&mut self.conn);
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+            Ok(Ok(_))
+        )
     }
 }
 

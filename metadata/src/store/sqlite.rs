@@ -28,11 +28,18 @@ use crate::types::{
 };
 
 /// SQLite migrations, applied in version order at open.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "group coordinator",
+        include_str!("../../migrations/sqlite/0002_group_coordinator.sql"),
+    ),
+];
 
 /// Read-only connections of a file database. Reads are short; 4 covers a playground's
 /// concurrent fetches without holding many file handles.
@@ -625,5 +632,31 @@ impl MetadataStore for SqliteStore {
                 .await?;
         tx.commit().await?;
         Ok(u64::try_from(left).unwrap_or(0))
+    }
+
+    async fn lead_groups(&self) -> Result<Option<Box<dyn super::GroupLease>>> {
+        Ok(Some(Box::new(super::SoleLease)))
+    }
+
+    async fn set_group_leader(&self, url: &str, instance: &str, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO group_coordinator (singleton, url, instance, since_ms) VALUES (1, ?, ?, ?)
+             ON CONFLICT (singleton) DO UPDATE SET url = excluded.url,
+                 instance = excluded.instance, since_ms = excluded.since_ms",
+        )
+        .bind(url)
+        .bind(instance)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn group_leader(&self) -> Result<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT url, instance FROM group_coordinator")
+                .fetch_optional(&self.reader)
+                .await?,
+        )
     }
 }

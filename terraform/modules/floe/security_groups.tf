@@ -199,6 +199,27 @@ resource "aws_vpc_security_group_ingress_rule" "metadata_from_lb" {
   tags                         = local.tags
 }
 
+# The instance coordinating consumer groups receives group calls forwarded by the others.
+resource "aws_vpc_security_group_ingress_rule" "metadata_peers" {
+  security_group_id            = aws_security_group.metadata.id
+  description                  = "Group calls forwarded between metadata instances"
+  ip_protocol                  = "tcp"
+  from_port                    = local.metadata_port
+  to_port                      = local.metadata_port
+  referenced_security_group_id = aws_security_group.metadata.id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "metadata_peers" {
+  security_group_id            = aws_security_group.metadata.id
+  description                  = "Group calls forwarded to the coordinating metadata instance"
+  ip_protocol                  = "tcp"
+  from_port                    = local.metadata_port
+  to_port                      = local.metadata_port
+  referenced_security_group_id = aws_security_group.metadata.id
+  tags                         = local.tags
+}
+
 resource "aws_vpc_security_group_ingress_rule" "metadata_admin_monitoring" {
   for_each          = toset(var.monitoring_cidrs)
   security_group_id = aws_security_group.metadata.id

@@ -418,6 +418,60 @@ fn stats_hook(metrics: Arc<Metrics>) -> StatsHook {
     })
 }
 
+/// Keeps the consumer-group metrics current: group counts, members and rebalances from the
+/// coordinator (on the process that coordinates groups), and every group's lag from the
+/// store, every 10 seconds.
+fn spawn_group_metrics(service: Arc<MetadataService>, metrics: Arc<Metrics>) {
+    use floe_common::metrics::{GroupLabels, LagLabels};
+    tokio::spawn(async move {
+        let mut last = (0u64, 0u64);
+        loop {
+            let stats = service.groups().stats().await;
+            metrics.groups.clear();
+            metrics.consumer_group_lag.clear();
+            match stats {
+                None => {
+                    metrics.group_coordinator_leader.set(0);
+                    metrics.group_members.set(0);
+                }
+                Some(s) => {
+                    metrics.group_coordinator_leader.set(1);
+                    for ((kind, state), n) in &s.groups {
+                        let labels = GroupLabels {
+                            kind: kind.clone(),
+                            state: state.clone(),
+                        };
+                        metrics.groups.get_or_create(&labels).set(*n as i64);
+                    }
+                    metrics.group_members.set(s.members as i64);
+                    // A new coordinator (after a failover) counts from zero again.
+                    metrics
+                        .group_rebalances
+                        .inc_by(s.rebalances.saturating_sub(last.0));
+                    metrics
+                        .group_offset_commits
+                        .inc_by(s.offset_commits.saturating_sub(last.1));
+                    last = (s.rebalances, s.offset_commits);
+                    match service.store().consumer_lag().await {
+                        Ok(rows) => {
+                            for (group, topic, partition, lag) in rows {
+                                let labels = LagLabels {
+                                    group,
+                                    topic,
+                                    partition,
+                                };
+                                metrics.consumer_group_lag.get_or_create(&labels).set(lag);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading consumer lag failed"),
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        }
+    });
+}
+
 async fn open_store(url: &str) -> Result<Arc<dyn MetadataStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::connect(url).await?))
@@ -525,6 +579,7 @@ async fn playground(args: PlaygroundArgs) -> Result<()> {
         settings,
     )
     .await?;
+    spawn_group_metrics(service.clone(), admin.metrics.clone());
     let (store, prefix) = ObjectStoreUrl::File(args.data_dir.join("objects")).build(None)?;
     let objects = Objects::new(store, prefix, admin.metrics.clone());
     let agent = Agent::start(
@@ -559,6 +614,7 @@ async fn metadata(args: MetadataArgs) -> Result<()> {
     let service =
         MetadataService::start_with(store, clock(), stats_hook(admin.metrics.clone()), settings)
             .await?;
+    spawn_group_metrics(service.clone(), admin.metrics.clone());
     let api = admin::serve(
         args.listen,
         floe_metadata::http::router(service.clone()),

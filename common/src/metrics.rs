@@ -103,6 +103,38 @@ pub struct Metrics {
     pub cache_hits: Family<CacheLabels, Counter>,
     /// Cache misses.
     pub cache_misses: Family<CacheLabels, Counter>,
+    /// 1 while this process coordinates consumer groups.
+    pub group_coordinator_leader: Gauge,
+    /// Consumer groups by type and state (on the coordinating process).
+    pub groups: Family<GroupLabels, Gauge>,
+    /// Members of all consumer groups.
+    pub group_members: Gauge,
+    /// Rebalances completed (classic generations, KIP-848 group epochs).
+    pub group_rebalances: Counter,
+    /// Offset commits stored.
+    pub group_offset_commits: Counter,
+    /// Records between a group's committed offset and the partition's high watermark.
+    pub consumer_group_lag: Family<LagLabels, Gauge>,
+}
+
+/// Labels of the consumer-group gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// `classic` or `consumer`.
+    pub kind: String,
+    /// Kafka state name.
+    pub state: String,
+}
+
+/// Labels of consumer lag.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    /// Group id.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
 }
 
 impl Default for Metrics {
@@ -138,6 +170,12 @@ impl Metrics {
             process_cpu_seconds: Gauge::default(),
             cache_hits: Family::default(),
             cache_misses: Family::default(),
+            group_coordinator_leader: Gauge::default(),
+            groups: Family::default(),
+            group_members: Gauge::default(),
+            group_rebalances: Counter::default(),
+            group_offset_commits: Counter::default(),
+            consumer_group_lag: Family::default(),
         };
         r.register(
             "kafka_requests",
@@ -227,6 +265,36 @@ impl Metrics {
         );
         r.register("cache_hits", "Cache hits", m.cache_hits.clone());
         r.register("cache_misses", "Cache misses", m.cache_misses.clone());
+        r.register(
+            "group_coordinator_leader",
+            "1 while this process coordinates consumer groups",
+            m.group_coordinator_leader.clone(),
+        );
+        r.register(
+            "consumer_groups",
+            "Consumer groups by type and state",
+            m.groups.clone(),
+        );
+        r.register(
+            "consumer_group_members",
+            "Members of all consumer groups",
+            m.group_members.clone(),
+        );
+        r.register(
+            "consumer_group_rebalances",
+            "Rebalances completed (classic generations and KIP-848 group epochs)",
+            m.group_rebalances.clone(),
+        );
+        r.register(
+            "consumer_group_offset_commits",
+            "Offset commits stored",
+            m.group_offset_commits.clone(),
+        );
+        r.register(
+            "consumer_group_lag",
+            "Records between a group's committed offset and the high watermark",
+            m.consumer_group_lag.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }

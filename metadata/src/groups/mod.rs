@@ -14,6 +14,7 @@ mod router;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -606,6 +607,57 @@ pub struct GroupCoordinator {
     groups: StdMutex<HashMap<String, Arc<Mutex<Group>>>>,
     /// Topics as of `.0` (ms), for KIP-848 assignments; re-read at most once a second.
     topics: Mutex<(i64, Arc<Vec<TopicInfo>>)>,
+    rebalances: AtomicU64,
+    offset_commits: AtomicU64,
+}
+
+/// A locked group whose generation (or KIP-848 group epoch) moves are counted as rebalances
+/// when the lock is released.
+struct Counted<'a> {
+    g: tokio::sync::MutexGuard<'a, Group>,
+    before: i64,
+    counter: &'a AtomicU64,
+}
+
+impl Group {
+    fn epoch(&self) -> i64 {
+        i64::from(self.consumer.as_ref().map_or(self.generation, |c| c.epoch))
+    }
+}
+
+impl std::ops::Deref for Counted<'_> {
+    type Target = Group;
+    fn deref(&self) -> &Group {
+        &self.g
+    }
+}
+
+impl std::ops::DerefMut for Counted<'_> {
+    fn deref_mut(&mut self) -> &mut Group {
+        &mut self.g
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        let moved = self.g.epoch() - self.before;
+        if moved > 0 {
+            self.counter.fetch_add(moved as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the coordinator reports to metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Groups by (type, state).
+    pub groups: BTreeMap<(String, String), u64>,
+    /// Members of all groups.
+    pub members: u64,
+    /// Rebalances completed since start.
+    pub rebalances: u64,
+    /// Offset commits stored since start.
+    pub offset_commits: u64,
 }
 
 impl GroupCoordinator {
@@ -633,6 +685,8 @@ impl GroupCoordinator {
             settings,
             groups: StdMutex::new(groups),
             topics: Mutex::new((i64::MIN, Arc::new(Vec::new()))),
+            rebalances: AtomicU64::new(0),
+            offset_commits: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&c);
         tokio::spawn(async move {
@@ -649,6 +703,51 @@ impl GroupCoordinator {
             }
         });
         Ok(c)
+    }
+
+    async fn counted<'a>(&'a self, lock: &'a Mutex<Group>) -> Counted<'a> {
+        let g = lock.lock().await;
+        let before = g.epoch();
+        Counted {
+            g,
+            before,
+            counter: &self.rebalances,
+        }
+    }
+
+    /// Counts of groups and members, and the counters, for metrics.
+    pub async fn stats(&self) -> CoordinatorStats {
+        let all: Vec<Arc<Mutex<Group>>> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut s = CoordinatorStats {
+            rebalances: self.rebalances.load(Ordering::Relaxed),
+            offset_commits: self.offset_commits.load(Ordering::Relaxed),
+            ..CoordinatorStats::default()
+        };
+        for lock in all {
+            let g = lock.lock().await;
+            if g.dead {
+                continue;
+            }
+            let kind = if g.consumer.is_some() {
+                "consumer"
+            } else {
+                "classic"
+            };
+            *s.groups
+                .entry((kind.to_string(), g.state_name().to_string()))
+                .or_default() += 1;
+            s.members += g
+                .consumer
+                .as_ref()
+                .map_or(g.members.len(), |c| c.members.len()) as u64;
+        }
+        s
     }
 
     fn lookup(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -767,7 +866,7 @@ impl GroupCoordinator {
         }
         let now = (self.now)();
         let lock = self.get_or_create(&req.group_id);
-        let mut g = lock.lock().await;
+        let mut g = self.counted(&lock).await;
         if g.dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
@@ -1031,7 +1130,7 @@ impl GroupCoordinator {
         let Some(lock) = self.lookup(group_id) else {
             return (None, vec![Some(GroupError::UnknownMemberId); members.len()]);
         };
-        let mut g = lock.lock().await;
+        let mut g = self.counted(&lock).await;
         let now = (self.now)();
         let mut out = Vec::with_capacity(members.len());
         let mut left = false;
@@ -1120,7 +1219,10 @@ impl GroupCoordinator {
             return None;
         }
         match self.store.commit_offsets(&req.group_id, &req.offsets).await {
-            Ok(()) => None,
+            Ok(()) => {
+                self.offset_commits.fetch_add(1, Ordering::Relaxed);
+                None
+            }
             Err(e) => {
                 warn!(group = %req.group_id, error = %e, "offset commit failed");
                 Some(GroupError::CoordinatorNotAvailable)
@@ -1324,7 +1426,7 @@ impl GroupCoordinator {
         let now = (self.now)();
         let delay = self.settings.initial_rebalance_delay_ms;
         for lock in all {
-            let mut g = lock.lock().await;
+            let mut g = self.counted(&lock).await;
             if g.dead {
                 continue;
             }
@@ -1456,7 +1558,7 @@ impl GroupCoordinator {
                 None => return refuse(GroupError::UnknownMemberId, "unknown group"),
             }
         };
-        let mut g = lock.lock().await;
+        let mut g = self.counted(&lock).await;
         if g.dead {
             return refuse(
                 GroupError::CoordinatorNotAvailable,

@@ -171,6 +171,14 @@ impl GroupRouter {
         client.forward_group(call).await
     }
 
+    /// Metrics: `None` unless this process coordinates groups.
+    pub async fn stats(&self) -> Option<super::CoordinatorStats> {
+        match self.local() {
+            Some(c) => Some(c.stats().await),
+            None => None,
+        }
+    }
+
     /// The coordinator, while this process leads (tests and tools).
     pub fn coordinator(&self) -> Option<Arc<GroupCoordinator>> {
         self.local()

@@ -864,3 +864,23 @@ fn uniform_assignment_is_balanced_and_sticky() {
         get("b")
     );
 }
+
+#[tokio::test]
+async fn stats_count_groups_members_rebalances_and_commits() {
+    let f = Fixture::new().await;
+    let (a, _b) = stable_pair(&f, "g").await;
+    assert_eq!(f.commit("g", &a, 2, 1).await, None);
+    assert_eq!(f.commit("simple", "", -1, 1).await, None);
+    f.topic6().await;
+    f.chb(consumer_hb("k", "x", 0)).await;
+    let s = f.c.stats().await;
+    let want: std::collections::BTreeMap<(String, String), u64> = [
+        (("classic".to_string(), "Empty".to_string()), 1),
+        (("classic".to_string(), "Stable".to_string()), 1),
+        (("consumer".to_string(), "Stable".to_string()), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(s.groups, want);
+    assert_eq!((s.members, s.rebalances, s.offset_commits), (3, 3, 2));
+}

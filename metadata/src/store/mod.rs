@@ -142,6 +142,10 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// The recorded lease holder's HTTP address and instance, if any.
     async fn group_leader(&self) -> Result<Option<(String, String)>>;
+
+    /// Every committed offset of a live topic with its lag behind the high watermark:
+    /// `(group, topic name, partition, lag)`, lag never below zero.
+    async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>>;
 }
 
 /// A held group-coordinator lease.

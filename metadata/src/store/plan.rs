@@ -448,6 +448,14 @@ pub(crate) type MemberRow = (
     Option<String>,
 );
 
+pub(crate) const CONSUMER_LAG_SQL: &str = "SELECT o.group_id, t.name, o.partition, \
+     CASE WHEN p.high_watermark > o.committed_offset \
+          THEN p.high_watermark - o.committed_offset ELSE 0 END \
+     FROM group_offsets o \
+     JOIN topics t ON t.topic_id = o.topic_id AND t.deleted_at_ms IS NULL \
+     JOIN partitions p ON p.topic_id = o.topic_id AND p.partition = o.partition \
+     ORDER BY o.group_id, t.name, o.partition";
+
 pub(crate) const LOAD_GROUPS_SQL: &str = "SELECT group_id, group_type, protocol_type, \
      protocol_name, state, generation_id, leader_member_id, assignment_epoch, updated_at_ms \
      FROM consumer_groups ORDER BY group_id";

@@ -707,6 +707,12 @@ impl MetadataStore for PostgresStore {
         Ok(())
     }
 
+    async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>> {
+        Ok(sqlx::query_as(super::plan::CONSUMER_LAG_SQL)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn group_leader(&self) -> Result<Option<(String, String)>> {
         Ok(
             sqlx::query_as("SELECT url, instance FROM group_coordinator")

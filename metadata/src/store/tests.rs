@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
+    consumer_lag_is_high_watermark_minus_committed,
     groups_save_load_delete_and_expire,
     cluster_id_is_stable,
     create_list_delete_recreate,
@@ -1039,4 +1040,30 @@ async fn groups_save_load_delete_and_expire<H: Harness>() {
     // Offsets of a deleted topic expire whatever their age.
     store.delete_topic("t").await.unwrap();
     assert_eq!(store.expire_offsets("simple", 0).await.unwrap(), 0);
+}
+
+async fn consumer_lag_is_high_watermark_minus_committed<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    store
+        .commit_objects(
+            &[object("o1", vec![chunk(t.id, 0, 10), chunk(t.id, 1, 4)])],
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .commit_offsets("g", &[offset(t.id, 0, 3, NOW), offset(t.id, 1, 4, NOW)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_lag().await.unwrap(),
+        vec![
+            ("g".into(), "t".into(), 0, 7),
+            ("g".into(), "t".into(), 1, 0)
+        ]
+    );
+    store.delete_topic("t").await.unwrap();
+    assert!(store.consumer_lag().await.unwrap().is_empty());
 }

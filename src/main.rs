@@ -53,6 +53,8 @@ enum Role {
     InspectWal(InspectArgs),
     /// Load generator on librdkafka: produce/consume throughput and latency, JSON result.
     Bench(BenchArgs),
+    /// Consumer-group figures on librdkafka: rebalance time, offset-commit throughput.
+    BenchGroups(BenchGroupsArgs),
     /// Monthly AWS bill of Floe beside classic RF=3 Kafka, every line with its formula.
     Cost(CostArgs),
 }
@@ -713,6 +715,82 @@ fn inspect_wal(args: InspectArgs) -> Result<()> {
     }
 }
 
+#[derive(Args)]
+struct BenchGroupsArgs {
+    /// Bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Members of the group; one of them leaves.
+    #[arg(long, default_value_t = 6)]
+    members: usize,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 100)]
+    partitions: i32,
+    /// `classic` or `consumer` (KIP-848).
+    #[arg(long, default_value = "classic")]
+    protocol: String,
+    /// Classic: partition.assignment.strategy; KIP-848: group.remote.assignor.
+    #[arg(long)]
+    assignor: Option<String>,
+    /// Rebalances to measure.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Threads committing offsets.
+    #[arg(long, default_value_t = 4)]
+    committers: usize,
+    /// How long to commit.
+    #[arg(long, default_value = "10s", value_parser = floe_loadgen::parse_duration)]
+    commit_duration: std::time::Duration,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn bench_groups(a: BenchGroupsArgs) -> Result<()> {
+    let cfg = floe_loadgen::groups::GroupBenchConfig {
+        bootstrap: a.bootstrap,
+        members: a.members,
+        partitions: a.partitions,
+        protocol: a.protocol,
+        assignor: a.assignor,
+        rounds: a.rounds,
+        committers: a.committers,
+        commit_duration: a.commit_duration,
+        timeout: std::time::Duration::from_secs(120),
+    };
+    let r = floe_loadgen::groups::run(&cfg)?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "protocol {} ({}), {} members, {} partitions",
+        r.protocol,
+        r.assignor.as_deref().unwrap_or("default assignor"),
+        r.members,
+        r.partitions
+    );
+    println!(
+        "first assignment: mean {:.0} ms {:?}",
+        mean(&r.first_assignment_ms),
+        r.first_assignment_ms
+            .iter()
+            .map(|v| v.round())
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "rebalance after one member left: mean {:.0} ms {:?}",
+        mean(&r.rebalance_ms),
+        r.rebalance_ms.iter().map(|v| v.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "offset commits ({} threads, {} partitions each, sync): {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+        r.committers, r.partitions, r.commits_per_second, r.commit_p50_ms, r.commit_p99_ms
+    );
+    if let Some(path) = a.output {
+        std::fs::write(&path, serde_json::to_string_pretty(&r)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn bench(a: BenchArgs) -> Result<()> {
     let cfg = floe_loadgen::BenchConfig {
         bootstrap: a.bootstrap,
@@ -822,6 +900,7 @@ fn main() -> Result<()> {
             Role::Compactor(a) => compactor(a).await,
             Role::InspectWal(_) => Ok(()),
             Role::Bench(a) => tokio::task::spawn_blocking(move || bench(a)).await?,
+            Role::BenchGroups(a) => tokio::task::spawn_blocking(move || bench_groups(a)).await?,
             Role::Cost(a) => cost(a),
         }
     });

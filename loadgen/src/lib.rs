@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod result;
 pub mod scrape;

@@ -10,8 +10,17 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::{BenchConfig, LoadgenError};
 
 pub fn create(cfg: &BenchConfig, topic: &str) -> Result<(), LoadgenError> {
-    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
-    let new = NewTopic::new(topic, cfg.partitions, TopicReplication::Fixed(1));
+    create_named(&cfg.client_config(), topic, cfg.partitions)
+}
+
+/// Creates `topic` with `partitions` partitions (an existing one is fine).
+pub fn create_named(
+    client: &rdkafka::ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), LoadgenError> {
+    let admin: AdminClient<DefaultClientContext> = client.create()?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let fut = admin.create_topics([&new], &opts);
     // The future is completed by librdkafka's own thread; any executor can wait for it.

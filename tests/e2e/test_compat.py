@@ -4,6 +4,8 @@
 import re
 import time
 
+import pytest
+
 from confluent_kafka import Consumer, KafkaError, TopicCollection, TopicPartition
 
 from conftest import http_get
@@ -150,3 +152,76 @@ def test_replication_factor_three_is_accepted(playground):
     a.create_topics([NewTopic("rf3", 2, 3)], request_timeout=10)["rf3"].result(timeout=20)
     md = a.list_topics(topic="rf3", timeout=10)
     assert len(md.topics["rf3"].partitions) == 2
+
+
+def _kv(*values: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"k%d" % i, v) for i, v in enumerate(values)]
+
+
+def _pattern_consumer(bootstrap: str, group: str, protocol: str) -> Consumer:
+    conf = {"bootstrap.servers": bootstrap, "group.id": group,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            # New topics are noticed at the next metadata refresh.
+            "topic.metadata.refresh.interval.ms": 1000}
+    if protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+    else:
+        conf["session.timeout.ms"] = 6000
+    return Consumer(conf)
+
+
+def _read_values(c: Consumer, want: int, timeout: float = 40) -> dict[str, list[bytes]]:
+    """Polls until `want` records arrived, commits them, and returns their values by topic.
+    Committing matters: the rebalance that follows a new matching topic re-assigns every
+    partition, and without a committed offset a partition restarts from the beginning."""
+    got: dict[str, list[bytes]] = {}
+    deadline = time.monotonic() + timeout
+    while sum(len(v) for v in got.values()) < want and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.setdefault(m.topic(), []).append(m.value())
+    if got:
+        c.commit(asynchronous=False)
+    return got
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_pattern_subscriber_picks_up_an_auto_created_topic(playground_factory, protocol):
+    pg = _auto_create(playground_factory, True, partitions=2)
+    produce_all(pg.bootstrap, f"pat-{protocol}-first", _kv(b"a1", b"a2"))
+    other = f"other-{protocol}"
+    produce_all(pg.bootstrap, other, _kv(b"not-for-the-pattern"))
+    c = _pattern_consumer(pg.bootstrap, f"pattern-{protocol}", protocol)
+    try:
+        c.subscribe([f"^pat-{protocol}-.*"])
+        first = _read_values(c, 2)
+        assert {t: sorted(v) for t, v in first.items()} == \
+            {f"pat-{protocol}-first": [b"a1", b"a2"]}, first
+        # A producer creates a new matching topic by writing to it (auto-creation on).
+        produce_all(pg.bootstrap, f"pat-{protocol}-later", _kv(b"b1", b"b2", b"b3"))
+        later = _read_values(c, 3)
+        assert sorted(later.get(f"pat-{protocol}-later", [])) == [b"b1", b"b2", b"b3"], later
+        assert other not in later and other not in first, "the pattern must not match"
+        # The consumer did not create anything itself.
+        names = set(admin(pg.bootstrap).list_topics(timeout=10).topics)
+        assert {f"pat-{protocol}-first", f"pat-{protocol}-later", other} <= names
+    finally:
+        c.close()
+
+
+def test_pattern_subscriber_with_auto_creation_off_sees_created_topics(playground_factory):
+    pg = _auto_create(playground_factory, False)
+    create_topic(pg.bootstrap, "patoff-a", partitions=1)
+    produce_all(pg.bootstrap, "patoff-a", _kv(b"x1"))
+    c = _pattern_consumer(pg.bootstrap, "pattern-off", "classic")
+    try:
+        c.subscribe(["^patoff-.*"])
+        assert _read_values(c, 1) == {"patoff-a": [b"x1"]}
+        create_topic(pg.bootstrap, "patoff-b", partitions=2)
+        produce_all(pg.bootstrap, "patoff-b", _kv(b"y1", b"y2"))
+        got = _read_values(c, 2)
+        assert sorted(got.get("patoff-b", [])) == [b"y1", b"y2"], got
+        names = set(admin(pg.bootstrap).list_topics(timeout=10).topics)
+        assert names == {"patoff-a", "patoff-b"}, "nothing else was created"
+    finally:
+        c.close()

@@ -517,27 +517,38 @@ impl MetadataStore for PostgresStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // One statement for every partition (a consumer commits all of its partitions at
+        // once). A partition named twice keeps its last offset, as sequential upserts would.
+        let mut last: std::collections::HashMap<(TopicId, i32), &CommittedOffset> =
+            std::collections::HashMap::new();
         for o in offsets {
-            sqlx::query(
-                "INSERT INTO group_offsets (group_id, topic_id, partition, committed_offset,
-                                            leader_epoch, metadata, commit_timestamp_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (group_id, topic_id, partition) DO UPDATE SET
-                     committed_offset = excluded.committed_offset,
-                     leader_epoch = excluded.leader_epoch,
-                     metadata = excluded.metadata,
-                     commit_timestamp_ms = excluded.commit_timestamp_ms",
-            )
-            .bind(group_id)
-            .bind(o.topic_id)
-            .bind(o.partition)
-            .bind(o.offset)
-            .bind(o.leader_epoch)
-            .bind(o.metadata.as_deref())
-            .bind(o.commit_timestamp_ms)
-            .execute(&mut *tx)
-            .await?;
+            last.insert((o.topic_id, o.partition), o);
         }
+        let rows: Vec<&CommittedOffset> = last.into_values().collect();
+        sqlx::query(
+            "INSERT INTO group_offsets (group_id, topic_id, partition, committed_offset,
+                                        leader_epoch, metadata, commit_timestamp_ms)
+             SELECT $1, * FROM UNNEST($2::uuid[], $3::int[], $4::bigint[], $5::int[],
+                                      $6::text[], $7::bigint[])
+             ON CONFLICT (group_id, topic_id, partition) DO UPDATE SET
+                 committed_offset = excluded.committed_offset,
+                 leader_epoch = excluded.leader_epoch,
+                 metadata = excluded.metadata,
+                 commit_timestamp_ms = excluded.commit_timestamp_ms",
+        )
+        .bind(group_id)
+        .bind(rows.iter().map(|o| o.topic_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|o| o.partition).collect::<Vec<_>>())
+        .bind(rows.iter().map(|o| o.offset).collect::<Vec<_>>())
+        .bind(rows.iter().map(|o| o.leader_epoch).collect::<Vec<_>>())
+        .bind(rows.iter().map(|o| o.metadata.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|o| o.commit_timestamp_ms)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

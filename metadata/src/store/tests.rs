@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
+    a_partition_named_twice_keeps_its_last_offset,
     consumer_lag_is_high_watermark_minus_committed,
     groups_save_load_delete_and_expire,
     cluster_id_is_stable,
@@ -1066,4 +1067,18 @@ async fn consumer_lag_is_high_watermark_minus_committed<H: Harness>() {
     );
     store.delete_topic("t").await.unwrap();
     assert!(store.consumer_lag().await.unwrap().is_empty());
+}
+
+async fn a_partition_named_twice_keeps_its_last_offset<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    store
+        .commit_offsets("g", &[offset(t.id, 0, 5, NOW), offset(t.id, 0, 8, NOW)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.fetch_offsets("g").await.unwrap(),
+        vec![offset(t.id, 0, 8, NOW)]
+    );
 }

@@ -57,6 +57,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// Who sent a request: what group membership records and zone routing needs.
@@ -331,6 +332,12 @@ pub async fn start(
             ))
         }
         .boxed(),
+        RequestKind::InitProducerId(req) => async move {
+            Some(ResponseKind::InitProducerId(
+                crate::produce::producers::init_producer_id(&ctx, req).await,
+            ))
+        }
+        .boxed(),
         RequestKind::ConsumerGroupHeartbeat(req) => async move {
             Some(ResponseKind::ConsumerGroupHeartbeat(
                 membership::consumer_group_heartbeat(&ctx, req, version, &client).await,
@@ -393,6 +400,7 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::DeleteGroups(_) => "DeleteGroups",
         RequestKind::OffsetDelete(_) => "OffsetDelete",
         RequestKind::ConsumerGroupHeartbeat(_) => "ConsumerGroupHeartbeat",
+        RequestKind::InitProducerId(_) => "InitProducerId",
         RequestKind::ConsumerGroupDescribe(_) => "ConsumerGroupDescribe",
         _ => "Other",
     }
@@ -462,6 +470,7 @@ fn first_error(r: &ResponseKind) -> i16 {
             }
         }
         ResponseKind::JoinGroup(j) => j.error_code,
+        ResponseKind::InitProducerId(i) => i.error_code,
         ResponseKind::ConsumerGroupHeartbeat(h) => h.error_code,
         ResponseKind::ConsumerGroupDescribe(d) => first(d.groups.iter().map(|g| g.error_code)),
         ResponseKind::SyncGroup(s) => s.error_code,

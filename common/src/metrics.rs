@@ -83,6 +83,10 @@ pub struct Metrics {
     pub produce_bytes: Counter,
     /// WAL objects sealed.
     pub wal_objects: Counter,
+    /// Idempotent producers' retries recognised as already committed (and not stored again).
+    pub produce_duplicates: Counter,
+    /// Idempotent producers' appends refused for their sequence or epoch.
+    pub produce_sequence_errors: Counter,
     /// Bytes of record batches returned by Fetch.
     pub fetch_bytes: Counter,
     /// Object-store requests.
@@ -160,6 +164,8 @@ impl Metrics {
             produce_agent_overhead_seconds: Histogram::new(exponential_buckets(0.00001, 1.5, 25)),
             produce_bytes: Counter::default(),
             wal_objects: Counter::default(),
+            produce_duplicates: Counter::default(),
+            produce_sequence_errors: Counter::default(),
             fetch_bytes: Counter::default(),
             object_requests: Family::default(),
             object_bytes: Family::default(),
@@ -223,6 +229,16 @@ impl Metrics {
             m.produce_bytes.clone(),
         );
         r.register("wal_objects", "WAL objects sealed", m.wal_objects.clone());
+        r.register(
+            "produce_duplicates",
+            "Idempotent producer retries answered with the original offsets, not stored again",
+            m.produce_duplicates.clone(),
+        );
+        r.register(
+            "produce_sequence_errors",
+            "Idempotent producer appends refused for their sequence or epoch",
+            m.produce_sequence_errors.clone(),
+        );
         r.register(
             "fetch_bytes",
             "Record batch bytes returned by Fetch",

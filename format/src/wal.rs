@@ -100,11 +100,61 @@ impl WalObjectBuilder {
 
     /// Appends whole, already-validated batches of one partition (`headers` are theirs, from
     /// [`crate::split_batches`]). Appends to the same (topic_id, partition) go into one chunk in
-    /// append order; chunks are laid out in order of first append.
+    /// append order (until an [`Self::append_solo`] of the partition); chunks are laid out in
+    /// order of first append.
     pub fn append(
         &mut self,
         topic_id: [u8; 16],
         partition: i32,
+        batches: Bytes,
+        headers: &[BatchHeader],
+    ) -> AppendPosition {
+        let chunk_index = match self.by_partition.get(&(topic_id, partition)) {
+            Some(&i) => i,
+            None => {
+                let i = self.open_chunk(topic_id, partition);
+                self.by_partition.insert((topic_id, partition), i);
+                i
+            }
+        };
+        self.append_to(chunk_index, batches, headers)
+    }
+
+    /// Appends batches as a chunk of their own, never merged with other appends of the
+    /// partition: the sequencer can then accept or refuse them as a unit (an idempotent
+    /// producer's duplicate is refused without touching its neighbours).
+    pub fn append_solo(
+        &mut self,
+        topic_id: [u8; 16],
+        partition: i32,
+        batches: Bytes,
+        headers: &[BatchHeader],
+    ) -> AppendPosition {
+        let chunk_index = self.open_chunk(topic_id, partition);
+        // Later appends of the partition open a new chunk after this one, so offsets keep
+        // following arrival order.
+        self.by_partition.remove(&(topic_id, partition));
+        self.append_to(chunk_index, batches, headers)
+    }
+
+    fn open_chunk(&mut self, topic_id: [u8; 16], partition: i32) -> usize {
+        self.chunks.push(OpenChunk {
+            topic_id,
+            partition,
+            parts: Vec::new(),
+            byte_len: 0,
+            batch_count: 0,
+            offset_count: 0,
+            first_timestamp_ms: -1,
+            max_timestamp_ms: -1,
+            crc32c: 0,
+        });
+        self.chunks.len() - 1
+    }
+
+    fn append_to(
+        &mut self,
+        chunk_index: usize,
         batches: Bytes,
         headers: &[BatchHeader],
     ) -> AppendPosition {
@@ -113,23 +163,6 @@ impl WalObjectBuilder {
             batches.len(),
             "headers must describe exactly the appended batches"
         );
-        let chunk_index = *self
-            .by_partition
-            .entry((topic_id, partition))
-            .or_insert_with(|| {
-                self.chunks.push(OpenChunk {
-                    topic_id,
-                    partition,
-                    parts: Vec::new(),
-                    byte_len: 0,
-                    batch_count: 0,
-                    offset_count: 0,
-                    first_timestamp_ms: -1,
-                    max_timestamp_ms: -1,
-                    crc32c: 0,
-                });
-                self.chunks.len() - 1
-            });
         let chunk = &mut self.chunks[chunk_index];
         let position = AppendPosition {
             chunk_index,
@@ -401,6 +434,30 @@ mod tests {
     ) -> AppendPosition {
         let headers = headers(&data);
         b.append(topic, partition, data, &headers)
+    }
+
+    #[test]
+    fn solo_appends_get_their_own_chunks_in_arrival_order() {
+        let (x, y, z) = (
+            batch(Compression::None, 2, 1),
+            batch(Compression::None, 3, 2),
+            batch(Compression::None, 1, 3),
+        );
+        let mut builder = WalObjectBuilder::new();
+        let first = append(&mut builder, TOPIC_A, 0, x.clone());
+        let solo = builder.append_solo(TOPIC_A, 0, y.clone(), &headers(&y));
+        let after = append(&mut builder, TOPIC_A, 0, z.clone());
+        let pos = |chunk_index, offset_delta| AppendPosition {
+            chunk_index,
+            offset_delta,
+        };
+        assert_eq!([first, solo, after], [pos(0, 0), pos(1, 0), pos(2, 0)]);
+        let (object, metas) = builder.finish();
+        assert_eq!(read_footer(&object).expect("footer"), metas);
+        assert_eq!(
+            metas.iter().map(|m| m.offset_count).collect::<Vec<_>>(),
+            vec![2, 3, 1]
+        );
     }
 
     #[test]

@@ -211,6 +211,11 @@ impl Metadata for HttpMetadataClient {
         self.send(self.group_request(&call)).await
     }
 
+    async fn new_producer_id(&self) -> Result<i64> {
+        self.send(self.with_body(reqwest::Method::POST, "/v1/producers", &()))
+            .await
+    }
+
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
         let path = format!("/v1/groups/{}/offsets", encode_segment(group_id));
         self.send(self.get(&path)).await

@@ -172,6 +172,7 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/watch", get(watch))
         .route("/v1/groups/{group}/offsets", get(fetch_offsets))
         .route("/v1/groups", post(group_call))
+        .route("/v1/producers", post(new_producer_id))
         // A commit lists every chunk of a WAL object: ~200 bytes of JSON per partition, so
         // axum's 2 MB default would cap an object at ~10,000 partitions.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -252,6 +253,10 @@ async fn watch(
         version: q.version,
     };
     Ok(Json(s.watch(cursor, timeout).await?))
+}
+
+async fn new_producer_id(State(s): Svc) -> ApiResult<i64> {
+    Ok(Json(s.new_producer_id().await?))
 }
 
 async fn group_call(

@@ -89,6 +89,8 @@ pub trait Metadata: Send + Sync + 'static {
     async fn watch(&self, cursor: WatchCursor, timeout: Duration) -> Result<WatchBatch>;
     /// One call to the group coordinator (JoinGroup waits for the rebalance to complete).
     async fn group(&self, call: GroupCall) -> Result<GroupReply>;
+    /// A new idempotent producer id (InitProducerId without a transactional id).
+    async fn new_producer_id(&self) -> Result<i64>;
     /// A consumer group's committed offsets.
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
 }
@@ -485,6 +487,10 @@ impl Metadata for MetadataService {
 
     async fn group(&self, call: GroupCall) -> Result<GroupReply> {
         self.groups.call(call, false).await
+    }
+
+    async fn new_producer_id(&self) -> Result<i64> {
+        self.store.new_producer_id((self.now_ms)()).await
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {

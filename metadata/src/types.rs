@@ -69,6 +69,36 @@ pub struct ChunkCommit {
     pub first_timestamp_ms: i64,
     /// Largest `max_timestamp` among the chunk's batches (ms).
     pub max_timestamp_ms: i64,
+    /// The idempotent producer that wrote the chunk (its batches only), whose sequence the
+    /// sequencer checks before assigning offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerBatch>,
+}
+
+/// An idempotent producer's append: its id, epoch and the sequence numbers of its first and
+/// last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerBatch {
+    /// Producer id from InitProducerId.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence of the first record.
+    pub first_sequence: i32,
+    /// Sequence of the last record.
+    pub last_sequence: i32,
+}
+
+/// Why the sequencer refused an idempotent producer's chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProducerRejection {
+    /// The sequence does not follow the producer's last one (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    OutOfOrderSequence,
+    /// An older epoch of a producer that has moved on (INVALID_PRODUCER_EPOCH).
+    InvalidProducerEpoch,
+    /// No state for the producer and the sequence does not start at 0
+    /// (UNKNOWN_PRODUCER_ID: the client bumps its epoch and starts over).
+    UnknownProducerId,
 }
 
 /// The single call an agent makes after uploading a WAL object.
@@ -94,6 +124,16 @@ pub enum ChunkOutcome {
     },
     /// The topic or partition no longer exists (deleted between produce and commit).
     UnknownTopicOrPartition,
+    /// A retry of an idempotent append that is already committed: nothing new is assigned,
+    /// and the producer is told where the original landed.
+    Duplicate {
+        /// Offset of the original's first record.
+        base_offset: i64,
+        /// The partition's log start offset at commit time.
+        log_start_offset: i64,
+    },
+    /// The producer's sequence or epoch was refused; nothing was assigned.
+    Rejected(ProducerRejection),
 }
 
 /// Result of one [`ObjectCommit`].

@@ -73,6 +73,7 @@ async fn instances_relay_commits_and_topic_changes() {
             batch_count: 1,
             first_timestamp_ms: 0,
             max_timestamp_ms: 0,
+            producer: None,
         }],
     })
     .await

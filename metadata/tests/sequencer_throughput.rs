@@ -67,6 +67,7 @@ async fn sequencer_commits_per_second_on_postgres() {
                             batch_count: 1,
                             first_timestamp_ms: 0,
                             max_timestamp_ms: 0,
+                            producer: None,
                         })
                         .collect();
                     let r = svc

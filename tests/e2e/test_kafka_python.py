@@ -69,7 +69,6 @@ def test_kafka_python_api_version_autodetect_and_admin(playground):
     assert [(r.offset, r.key, r.value) for r in got] == [(0, b"k", b"hello")]
 
 
-@pytest.mark.xfail(reason="idempotent producer (InitProducerId) not implemented yet", strict=False)
 def test_kafka_python_default_idempotent_producer(playground):
     """kafka-python 3 enables idempotence by default (InitProducerId, sequence numbers)."""
     create_topic(playground.bootstrap, "kp-idem", partitions=1)

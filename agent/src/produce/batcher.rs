@@ -4,13 +4,14 @@
 //! order. Produce bytes in flight are bounded by a semaphore, so a flood of producers waits
 //! instead of exhausting memory.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use floe_format::batch::BatchHeader;
 use floe_format::wal::{AppendPosition, WalObjectBuilder};
-use floe_metadata::TopicId;
+use floe_metadata::{ProducerBatch, ProducerRejection, TopicId};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -29,6 +30,9 @@ pub struct PartAppend {
     pub bytes: Bytes,
     /// Their headers.
     pub headers: Vec<BatchHeader>,
+    /// The idempotent producer that wrote them: they get a chunk of their own, which the
+    /// sequencer checks (and refuses as a whole if it is a duplicate).
+    pub producer: Option<ProducerBatch>,
 }
 
 /// Where an append ended up once committed.
@@ -51,6 +55,8 @@ pub enum AppendError {
     Timeout(String),
     /// The agent is shutting down and no longer accepts data.
     ShuttingDown,
+    /// The sequencer refused an idempotent producer's sequence or epoch.
+    Producer(ProducerRejection),
 }
 
 /// Result of one partition append.
@@ -166,6 +172,8 @@ struct Open {
     builder: WalObjectBuilder,
     waiters: Vec<Waiter>,
     opened_at: Instant,
+    /// Idempotent producers' solo chunks, by chunk index.
+    producers: HashMap<usize, ProducerBatch>,
 }
 
 /// Runs until shutdown; returns the shutdown caller's completion signal, if any.
@@ -197,12 +205,21 @@ async fn run(
                     builder: WalObjectBuilder::new(),
                     waiters: Vec::new(),
                     opened_at: now,
+                    producers: HashMap::new(),
                 });
                 let positions: Vec<AppendPosition> = parts
                     .into_iter()
                     .map(|p| {
-                        o.builder
-                            .append(p.topic_id.into_bytes(), p.partition, p.bytes, &p.headers)
+                        let (topic, partition) = (p.topic_id.into_bytes(), p.partition);
+                        match p.producer {
+                            Some(producer) => {
+                                let pos =
+                                    o.builder.append_solo(topic, partition, p.bytes, &p.headers);
+                                o.producers.insert(pos.chunk_index, producer);
+                                pos
+                            }
+                            None => o.builder.append(topic, partition, p.bytes, &p.headers),
+                        }
                     })
                     .collect();
                 o.waiters.push(Waiter {
@@ -264,9 +281,13 @@ async fn seal(open: Open, sealed_tx: &mpsc::Sender<Sealed>) {
         waiters = open.waiters.len(),
         "sealing wal object"
     );
+    let producers = (0..chunks.len())
+        .map(|i| open.producers.get(&i).copied())
+        .collect();
     let sealed = Sealed {
         object,
         chunks,
+        producers,
         waiters: open.waiters,
         opened_at: open.opened_at,
         sealed_at,

@@ -13,7 +13,7 @@ use floe_common::{Metrics, Objects};
 use floe_format::wal::{AppendPosition, ChunkMeta};
 use floe_metadata::{
     ChunkCommit, ChunkOutcome, CommitResult, IndexEntry, Metadata, MetadataError, ObjectCommit,
-    PartitionWatermark,
+    PartitionWatermark, ProducerBatch,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
@@ -45,6 +45,8 @@ pub struct Sealed {
     pub object: Bytes,
     /// Its chunks.
     pub chunks: Vec<ChunkMeta>,
+    /// The idempotent producer of each chunk, if any (same order as `chunks`).
+    pub producers: Vec<Option<ProducerBatch>>,
     /// Requests waiting on it.
     pub waiters: Vec<Waiter>,
     /// When its first append arrived.
@@ -142,7 +144,12 @@ impl Committer {
         let commit = ObjectCommit {
             object_key: key.clone(),
             object_size: sealed.object.len() as i64,
-            chunks: sealed.chunks.iter().map(chunk_commit).collect(),
+            chunks: sealed
+                .chunks
+                .iter()
+                .zip(sealed.producers.iter().chain(std::iter::repeat(&None)))
+                .map(|(c, p)| chunk_commit(c, *p))
+                .collect(),
         };
         let started = Instant::now();
         let span = info_span!("wal_commit", key = %key, chunks = commit.chunks.len());
@@ -209,6 +216,13 @@ impl Committer {
             }
         }
         self.catalog.advance(&marks);
+        for outcome in &result.chunks {
+            match outcome {
+                ChunkOutcome::Duplicate { .. } => self.metrics.produce_duplicates.inc(),
+                ChunkOutcome::Rejected(_) => self.metrics.produce_sequence_errors.inc(),
+                _ => 0,
+            };
+        }
         let outcome = |pos: &AppendPosition| -> AppendResult {
             match result.chunks.get(pos.chunk_index) {
                 Some(ChunkOutcome::Committed {
@@ -221,6 +235,15 @@ impl Committer {
                 Some(ChunkOutcome::UnknownTopicOrPartition) => {
                     Err(AppendError::UnknownTopicOrPartition)
                 }
+                // An idempotent append is alone in its chunk: the original's offset is its own.
+                Some(ChunkOutcome::Duplicate {
+                    base_offset,
+                    log_start_offset,
+                }) => Ok(Appended {
+                    base_offset: base_offset + pos.offset_delta,
+                    log_start_offset: *log_start_offset,
+                }),
+                Some(ChunkOutcome::Rejected(r)) => Err(AppendError::Producer(*r)),
                 None => Err(AppendError::Storage(
                     "commit result is missing a chunk".into(),
                 )),
@@ -244,7 +267,7 @@ fn fail_all(waiters: Vec<Waiter>, err: AppendError) {
     }
 }
 
-fn chunk_commit(c: &ChunkMeta) -> ChunkCommit {
+fn chunk_commit(c: &ChunkMeta, producer: Option<ProducerBatch>) -> ChunkCommit {
     ChunkCommit {
         topic_id: Uuid::from_bytes(c.topic_id),
         partition: c.partition,
@@ -254,6 +277,7 @@ fn chunk_commit(c: &ChunkMeta) -> ChunkCommit {
         batch_count: c.batch_count as i32,
         first_timestamp_ms: c.first_timestamp_ms,
         max_timestamp_ms: c.max_timestamp_ms,
+        producer,
     }
 }
 

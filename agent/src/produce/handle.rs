@@ -18,6 +18,8 @@ use std::time::Instant;
 use floe_common::metrics::DirectionLabels;
 use floe_common::Metrics;
 
+use floe_metadata::ProducerRejection;
+
 use super::batcher::{AppendError, AppendReply, AppendResult, PartAppend};
 use super::validate::validate_records;
 use crate::configs::max_message_bytes;
@@ -120,6 +122,7 @@ pub async fn start(
                         partition: pd.index,
                         bytes: valid.bytes,
                         headers: valid.headers,
+                        producer: valid.producer,
                     });
                 }
                 Err((err, msg)) => {
@@ -162,6 +165,20 @@ fn append_error_code(e: &AppendError) -> (ResponseError, String) {
             ResponseError::NotLeaderOrFollower,
             "agent shutting down".into(),
         ),
+        AppendError::Producer(r) => match r {
+            ProducerRejection::OutOfOrderSequence => (
+                ResponseError::OutOfOrderSequenceNumber,
+                "sequence does not follow the producer's last one".into(),
+            ),
+            ProducerRejection::InvalidProducerEpoch => (
+                ResponseError::InvalidProducerEpoch,
+                "the producer has a newer epoch".into(),
+            ),
+            ProducerRejection::UnknownProducerId => (
+                ResponseError::UnknownProducerId,
+                "no state for this producer".into(),
+            ),
+        },
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod batcher;
 pub mod commit;
 pub mod handle;
+pub mod producers;
 pub mod validate;
 
 pub use batcher::{AppendError, AppendReply, Appended, Batcher, PartAppend};

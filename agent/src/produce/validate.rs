@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use floe_format::batch::{split_batches, BatchHeader};
 use floe_format::FormatError;
+use floe_metadata::ProducerBatch;
 use kafka_protocol::error::ResponseError;
 
 /// A partition's batches, validated.
@@ -14,6 +15,62 @@ pub struct ValidBatches {
     pub bytes: Bytes,
     /// Headers of each batch, in order.
     pub headers: Vec<BatchHeader>,
+    /// The idempotent producer that wrote them, with the sequence range they cover.
+    pub producer: Option<ProducerBatch>,
+}
+
+/// The sequence after `seq` (Kafka's sequences wrap from `i32::MAX` to 0).
+fn sequence_after(seq: i32, records: i32) -> i32 {
+    ((i64::from(seq) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// An idempotent append is one producer's consecutive sequences: the sequencer accepts or
+/// refuses it as a unit. Plain batches (producer id -1) carry no sequence to check.
+fn producer_of(headers: &[BatchHeader]) -> Result<Option<ProducerBatch>, (ResponseError, String)> {
+    let Some(first) = headers.first() else {
+        return Ok(None);
+    };
+    if first.producer_id < 0 {
+        if headers.iter().any(|h| h.producer_id >= 0) {
+            return Err((
+                ResponseError::InvalidRecord,
+                "idempotent and plain batches mixed".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if first.is_transactional() {
+        return Err((
+            ResponseError::InvalidTxnState,
+            "transactions are not supported yet".into(),
+        ));
+    }
+    let mut next = first.base_sequence;
+    for h in headers {
+        if h.producer_id != first.producer_id || h.producer_epoch != first.producer_epoch {
+            return Err((
+                ResponseError::InvalidRecord,
+                "batches of different producers".into(),
+            ));
+        }
+        if h.base_sequence < 0 || h.base_sequence != next {
+            return Err((
+                ResponseError::OutOfOrderSequenceNumber,
+                format!(
+                    "batch sequence {} where {next} was expected",
+                    h.base_sequence
+                ),
+            ));
+        }
+        next = sequence_after(h.base_sequence, h.records_count);
+    }
+    let last_sequence = if next == 0 { i32::MAX } else { next - 1 };
+    Ok(Some(ProducerBatch {
+        producer_id: first.producer_id,
+        producer_epoch: first.producer_epoch,
+        first_sequence: first.base_sequence,
+        last_sequence,
+    }))
 }
 
 /// Validates one partition's `records`. The error is the Kafka error for the partition.
@@ -64,8 +121,10 @@ pub fn validate_records(
         }
         headers.push(b.header);
     }
+    let producer = producer_of(&headers)?;
     Ok(ValidBatches {
         bytes: bytes.clone(),
         headers,
+        producer,
     })
 }

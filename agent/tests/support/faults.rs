@@ -292,6 +292,10 @@ impl Metadata for FlakyMetadata {
         self.inner.group(call).await
     }
 
+    async fn new_producer_id(&self) -> floe_metadata::Result<i64> {
+        self.inner.new_producer_id().await
+    }
+
     async fn fetch_offsets(
         &self,
         group_id: &str,

@@ -143,6 +143,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The recorded lease holder's HTTP address and instance, if any.
     async fn group_leader(&self) -> Result<Option<(String, String)>>;
 
+    /// Allocates a new idempotent producer id (epoch 0), unique across every process
+    /// sharing the database.
+    async fn new_producer_id(&self, now_ms: i64) -> Result<i64>;
+
     /// Every committed offset of a live topic with its lag behind the high watermark:
     /// `(group, topic name, partition, lag)`, lag never below zero.
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>>;

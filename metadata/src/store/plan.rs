@@ -7,9 +7,11 @@ use uuid::Uuid;
 
 use crate::error::{MetadataError, Result};
 use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
+use serde::{Deserialize, Serialize};
+
 use crate::types::{
     ChunkOutcome, CommitResult, IndexEntry, ObjectCommit, PartitionInfo, PartitionWatermark,
-    TopicId, TopicInfo, TopicSpec,
+    ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
 };
 
 /// Largest partition count a topic may have; bounds the rows one request can create.
@@ -255,9 +257,119 @@ pub(crate) struct CommitPlan<'a> {
     pub index_rows: Vec<NewIndexRow<'a>>,
     /// New watermarks of the partitions that moved, ascending.
     pub watermarks: Vec<PartitionWatermark>,
+    /// Idempotent producers' new states, to upsert into `producer_partitions`.
+    pub producer_rows: Vec<(ProducerKey, ProducerState)>,
 }
 
-type Outcomes = Vec<Option<(i64, i64)>>;
+/// `(topic_id, partition, producer_id)`.
+pub(crate) type ProducerKey = (Uuid, i32, i64);
+
+/// How many of a producer's latest appends per partition are remembered to recognise
+/// retries (Kafka keeps five: `max.in.flight.requests.per.connection` may not exceed it).
+const RECENT_APPENDS: usize = 5;
+
+/// An idempotent producer's state in one partition (`producer_partitions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProducerState {
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_offset: i64,
+    /// Latest appends: `(first_sequence, last_sequence, base_offset, last_offset)`.
+    pub recent: Vec<(i32, i32, i64, i64)>,
+}
+
+impl ProducerState {
+    pub(crate) fn recent_json(&self) -> String {
+        serde_json::to_string(&self.recent).unwrap_or_else(|_| "[]".into())
+    }
+
+    pub(crate) fn from_row(
+        epoch: i16,
+        last_sequence: i32,
+        last_offset: i64,
+        recent: &str,
+    ) -> Result<Self> {
+        let recent = serde_json::from_str(recent).map_err(|e| {
+            MetadataError::Database(format!("corrupt producer state {recent:?}: {e}"))
+        })?;
+        Ok(ProducerState {
+            epoch,
+            last_sequence,
+            last_offset,
+            recent,
+        })
+    }
+}
+
+/// What the sequencer does with an idempotent append.
+enum Verdict {
+    Append,
+    Duplicate(i64),
+    Reject(ProducerRejection),
+}
+
+/// Kafka's rules (`ProducerStateManager`): a newer epoch starts at sequence 0, an older one
+/// is fenced, a repeat of one of the latest appends is a duplicate, anything else must follow
+/// the last sequence (which wraps from `i32::MAX` to 0).
+fn check_sequence(state: Option<&ProducerState>, b: &ProducerBatch) -> Verdict {
+    let Some(s) = state else {
+        return if b.first_sequence == 0 {
+            Verdict::Append
+        } else {
+            Verdict::Reject(ProducerRejection::UnknownProducerId)
+        };
+    };
+    if b.producer_epoch < s.epoch {
+        return Verdict::Reject(ProducerRejection::InvalidProducerEpoch);
+    }
+    if b.producer_epoch > s.epoch {
+        return if b.first_sequence == 0 {
+            Verdict::Append
+        } else {
+            Verdict::Reject(ProducerRejection::OutOfOrderSequence)
+        };
+    }
+    if let Some(r) = s
+        .recent
+        .iter()
+        .find(|r| r.0 == b.first_sequence && r.1 == b.last_sequence)
+    {
+        return Verdict::Duplicate(r.2);
+    }
+    let next = if s.last_sequence == i32::MAX {
+        0
+    } else {
+        s.last_sequence + 1
+    };
+    if b.first_sequence == next {
+        Verdict::Append
+    } else {
+        Verdict::Reject(ProducerRejection::OutOfOrderSequence)
+    }
+}
+
+/// The producers whose state a commit of `objects` needs.
+pub(crate) fn producer_keys(objects: &[ObjectCommit]) -> Vec<ProducerKey> {
+    let keys: BTreeSet<ProducerKey> = objects
+        .iter()
+        .flat_map(|o| o.chunks.iter())
+        .filter_map(|c| c.producer.map(|p| (c.topic_id, c.partition, p.producer_id)))
+        .collect();
+    keys.into_iter().collect()
+}
+
+/// A chunk's outcome as `objects.commit_outcomes` keeps it: `[base, log start]` when
+/// committed, `null` for an unknown partition (the version 1 forms), or an object for an
+/// idempotent producer's duplicate or refusal.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredOutcome {
+    Committed(i64, i64),
+    Duplicate { duplicate: (i64, i64) },
+    Rejected { rejected: ProducerRejection },
+}
+
+type Outcomes = Vec<Option<StoredOutcome>>;
 
 fn encode_outcomes(chunks: &[ChunkOutcome]) -> Result<String> {
     let outcomes: Outcomes = chunks
@@ -266,8 +378,15 @@ fn encode_outcomes(chunks: &[ChunkOutcome]) -> Result<String> {
             ChunkOutcome::Committed {
                 base_offset,
                 log_start_offset,
-            } => Some((*base_offset, *log_start_offset)),
+            } => Some(StoredOutcome::Committed(*base_offset, *log_start_offset)),
             ChunkOutcome::UnknownTopicOrPartition => None,
+            ChunkOutcome::Duplicate {
+                base_offset,
+                log_start_offset,
+            } => Some(StoredOutcome::Duplicate {
+                duplicate: (*base_offset, *log_start_offset),
+            }),
+            ChunkOutcome::Rejected(r) => Some(StoredOutcome::Rejected { rejected: *r }),
         })
         .collect();
     serde_json::to_string(&outcomes)
@@ -301,10 +420,19 @@ fn decode_outcomes(object: &ObjectCommit, json: Option<&str>) -> Result<CommitRe
         chunks: outcomes
             .into_iter()
             .map(|o| match o {
-                Some((base_offset, log_start_offset)) => ChunkOutcome::Committed {
+                Some(StoredOutcome::Committed(base_offset, log_start_offset)) => {
+                    ChunkOutcome::Committed {
+                        base_offset,
+                        log_start_offset,
+                    }
+                }
+                Some(StoredOutcome::Duplicate {
+                    duplicate: (base_offset, log_start_offset),
+                }) => ChunkOutcome::Duplicate {
                     base_offset,
                     log_start_offset,
                 },
+                Some(StoredOutcome::Rejected { rejected }) => ChunkOutcome::Rejected(rejected),
                 None => ChunkOutcome::UnknownTopicOrPartition,
             })
             .collect(),
@@ -319,14 +447,18 @@ impl<'a> CommitPlan<'a> {
         objects: &'a [ObjectCommit],
         existing: &HashMap<String, Option<String>>,
         partitions: &BTreeMap<(Uuid, i32), (i64, i64)>,
+        producers: &HashMap<ProducerKey, ProducerState>,
     ) -> Result<Self> {
         let mut next: BTreeMap<(Uuid, i32), (i64, i64)> = partitions.clone();
         let mut seen: HashMap<&str, CommitResult> = HashMap::new();
+        let mut states: HashMap<ProducerKey, ProducerState> = producers.clone();
+        let mut touched: BTreeSet<ProducerKey> = BTreeSet::new();
         let mut plan = CommitPlan {
             results: Vec::with_capacity(objects.len()),
             new_objects: Vec::new(),
             index_rows: Vec::new(),
             watermarks: Vec::new(),
+            producer_rows: Vec::new(),
         };
         for object in objects {
             let key = object.object_key.as_str();
@@ -351,6 +483,23 @@ impl<'a> CommitPlan<'a> {
                     chunks.push(ChunkOutcome::UnknownTopicOrPartition);
                     continue;
                 };
+                if let Some(p) = &c.producer {
+                    let key = (c.topic_id, c.partition, p.producer_id);
+                    match check_sequence(states.get(&key), p) {
+                        Verdict::Append => {}
+                        Verdict::Duplicate(base_offset) => {
+                            chunks.push(ChunkOutcome::Duplicate {
+                                base_offset,
+                                log_start_offset: *lso,
+                            });
+                            continue;
+                        }
+                        Verdict::Reject(r) => {
+                            chunks.push(ChunkOutcome::Rejected(r));
+                            continue;
+                        }
+                    }
+                }
                 let base_offset = *hwm;
                 *hwm = base_offset.checked_add(c.offset_count).ok_or_else(|| {
                     MetadataError::InvalidRequest(format!(
@@ -374,6 +523,31 @@ impl<'a> CommitPlan<'a> {
                     base_offset,
                     log_start_offset: *lso,
                 });
+                if let Some(p) = &c.producer {
+                    let key = (c.topic_id, c.partition, p.producer_id);
+                    let last_offset = *hwm - 1;
+                    let state = states.entry(key).or_insert(ProducerState {
+                        epoch: p.producer_epoch,
+                        last_sequence: -1,
+                        last_offset,
+                        recent: Vec::new(),
+                    });
+                    if state.epoch != p.producer_epoch {
+                        state.recent.clear();
+                    }
+                    state.epoch = p.producer_epoch;
+                    state.last_sequence = p.last_sequence;
+                    state.last_offset = last_offset;
+                    state.recent.push((
+                        p.first_sequence,
+                        p.last_sequence,
+                        base_offset,
+                        last_offset,
+                    ));
+                    let excess = state.recent.len().saturating_sub(RECENT_APPENDS);
+                    state.recent.drain(..excess);
+                    touched.insert(key);
+                }
             }
             plan.new_objects.push(NewObject {
                 object_key: key,
@@ -384,6 +558,10 @@ impl<'a> CommitPlan<'a> {
             seen.insert(key, result.clone());
             plan.results.push(result);
         }
+        plan.producer_rows = touched
+            .into_iter()
+            .filter_map(|k| states.remove(&k).map(|s| (k, s)))
+            .collect();
         for (&(topic_id, partition), &(hwm, lso)) in &next {
             if partitions
                 .get(&(topic_id, partition))
@@ -536,6 +714,7 @@ mod unit {
             batch_count: 1,
             first_timestamp_ms: 0,
             max_timestamp_ms: 0,
+            producer: None,
         }
     }
 
@@ -570,7 +749,7 @@ mod unit {
             },
         ];
         let parts = BTreeMap::from([((t, 0), (10, 2)), ((t, 1), (0, 0))]);
-        let plan = CommitPlan::build(&objects, &HashMap::new(), &parts).unwrap();
+        let plan = CommitPlan::build(&objects, &HashMap::new(), &parts, &HashMap::new()).unwrap();
         let bases: Vec<_> = plan
             .index_rows
             .iter()
@@ -597,7 +776,8 @@ mod unit {
         }];
         let existing = HashMap::from([("a".to_string(), Some("[[7,0],null]".to_string()))]);
         assert!(partitions_to_lock(&objects, &existing).is_empty());
-        let plan = CommitPlan::build(&objects, &existing, &BTreeMap::new()).unwrap();
+        let plan =
+            CommitPlan::build(&objects, &existing, &BTreeMap::new(), &HashMap::new()).unwrap();
         assert!(plan.new_objects.is_empty() && plan.index_rows.is_empty());
         assert_eq!(
             plan.results[0].chunks,

@@ -155,16 +155,76 @@ impl PostgresStore {
             }
         }
 
-        let plan = CommitPlan::build(objects, &existing, &partitions)?;
+        // Producer states of the locked partitions: only commits holding a partition's lock
+        // write them, so they cannot change under us.
+        let keys = super::plan::producer_keys(objects);
+        let mut producers = HashMap::new();
+        if !keys.is_empty() {
+            let rows: Vec<(Uuid, i32, i64, i16, i32, i64, String)> = sqlx::query_as(
+                "SELECT topic_id, partition, producer_id, producer_epoch, last_sequence, last_offset,
+                        recent_batches
+                 FROM producer_partitions
+                 WHERE (topic_id, partition, producer_id) IN
+                       (SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::int8[]))",
+            )
+            .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+            for (topic_id, partition, pid, epoch, seq, last, recent) in rows {
+                let state = super::plan::ProducerState::from_row(epoch, seq, last, &recent)?;
+                producers.insert((topic_id, partition, pid), state);
+            }
+        }
+        let plan = CommitPlan::build(objects, &existing, &partitions, &producers)?;
         if !plan.new_objects.is_empty() {
             match write_plan(&mut tx, &plan, now_ms).await {
                 Err(e) if super::plan::is_object_key_conflict(&e) => return Ok(None),
                 other => other?,
             }
+            write_producers(&mut tx, &plan, now_ms).await?;
         }
         tx.commit().await?;
         Ok(Some((plan.results, plan.watermarks)))
     }
+}
+
+/// Upserts the idempotent producers' states a plan moved (one statement).
+async fn write_producers(
+    tx: &mut sqlx::PgConnection,
+    plan: &CommitPlan<'_>,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    let p = &plan.producer_rows;
+    if p.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO producer_partitions (topic_id, partition, producer_id, producer_epoch,
+             last_sequence, last_offset, last_timestamp_ms, recent_batches, updated_at_ms)
+         SELECT r.topic_id, r.partition, r.producer_id, r.producer_epoch, r.last_sequence,
+                r.last_offset, $7, r.recent_batches, $7
+         FROM UNNEST($1::uuid[], $2::int4[], $3::int8[], $4::int2[], $5::int4[], $6::int8[],
+                     $8::text[])
+              AS r(topic_id, partition, producer_id, producer_epoch, last_sequence, last_offset,
+                   recent_batches)
+         ON CONFLICT (topic_id, partition, producer_id) DO UPDATE SET
+             producer_epoch = excluded.producer_epoch, last_sequence = excluded.last_sequence,
+             last_offset = excluded.last_offset, last_timestamp_ms = excluded.last_timestamp_ms,
+             recent_batches = excluded.recent_batches, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(p.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+    .bind(p.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+    .bind(p.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
+    .bind(p.iter().map(|(_, s)| s.epoch).collect::<Vec<_>>())
+    .bind(p.iter().map(|(_, s)| s.last_sequence).collect::<Vec<_>>())
+    .bind(p.iter().map(|(_, s)| s.last_offset).collect::<Vec<_>>())
+    .bind(now_ms)
+    .bind(p.iter().map(|(_, s)| s.recent_json()).collect::<Vec<_>>())
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Applies a plan in one statement: data-modifying CTEs move the watermarks and insert the
@@ -716,6 +776,16 @@ impl MetadataStore for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn new_producer_id(&self, now_ms: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO producers (created_at_ms, last_used_ms) VALUES ($1, $2) RETURNING producer_id",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>> {

@@ -170,6 +170,28 @@ async fn write_plan(
         .execute(&mut *conn)
         .await?;
     }
+    for ((topic_id, partition, producer_id), s) in &plan.producer_rows {
+        sqlx::query(
+            "INSERT INTO producer_partitions (topic_id, partition, producer_id, producer_epoch,
+                 last_sequence, last_offset, last_timestamp_ms, recent_batches, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (topic_id, partition, producer_id) DO UPDATE SET
+                 producer_epoch = excluded.producer_epoch, last_sequence = excluded.last_sequence,
+                 last_offset = excluded.last_offset, last_timestamp_ms = excluded.last_timestamp_ms,
+                 recent_batches = excluded.recent_batches, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(topic_id)
+        .bind(partition)
+        .bind(producer_id)
+        .bind(s.epoch)
+        .bind(s.last_sequence)
+        .bind(s.last_offset)
+        .bind(now_ms)
+        .bind(s.recent_json())
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
     for o in &plan.new_objects {
         sqlx::query(
             "INSERT INTO objects (object_key, kind, size_bytes, state, created_at_ms, commit_outcomes)
@@ -353,7 +375,25 @@ impl MetadataStore for SqliteStore {
                 partitions.insert((topic_id, partition), row);
             }
         }
-        let plan = CommitPlan::build(objects, &existing, &partitions)?;
+        let mut producers = HashMap::new();
+        for key in super::plan::producer_keys(objects) {
+            let row: Option<(i16, i32, i64, String)> = sqlx::query_as(
+                "SELECT producer_epoch, last_sequence, last_offset, recent_batches
+                 FROM producer_partitions WHERE topic_id = ? AND partition = ? AND producer_id = ?",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((epoch, seq, last, recent)) = row {
+                producers.insert(
+                    key,
+                    plan::ProducerState::from_row(epoch, seq, last, &recent)?,
+                );
+            }
+        }
+        let plan = CommitPlan::build(objects, &existing, &partitions, &producers)?;
         write_plan(&mut tx, &plan, now_ms).await?;
         tx.commit().await?;
         Ok((plan.results, plan.watermarks))
@@ -650,6 +690,16 @@ impl MetadataStore for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn new_producer_id(&self, now_ms: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO producers (created_at_ms, last_used_ms) VALUES (?, ?) RETURNING producer_id",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await?)
     }
 
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>> {

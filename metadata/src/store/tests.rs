@@ -13,8 +13,8 @@ use crate::error::MetadataError;
 use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use crate::testing::TestPostgres;
 use crate::types::{
-    ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, TopicId,
-    TopicInfo, TopicSpec,
+    ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, ObjectCommit,
+    ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
 };
 
 /// A backend under test: a store on a fresh database, plus the ways the suite reaches it.
@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
+    idempotent_producers_are_deduplicated_and_fenced,
     a_partition_named_twice_keeps_its_last_offset,
     consumer_lag_is_high_watermark_minus_committed,
     groups_save_load_delete_and_expire,
@@ -147,6 +148,7 @@ fn chunk(topic_id: TopicId, partition: i32, offset_count: i64) -> ChunkCommit {
         batch_count: 1,
         first_timestamp_ms: NOW,
         max_timestamp_ms: NOW + offset_count,
+        producer: None,
     }
 }
 
@@ -172,7 +174,7 @@ fn bases(result: &CommitResult) -> Vec<Option<i64>> {
         .iter()
         .map(|c| match c {
             ChunkOutcome::Committed { base_offset, .. } => Some(*base_offset),
-            ChunkOutcome::UnknownTopicOrPartition => None,
+            _ => None,
         })
         .collect()
 }
@@ -1080,5 +1082,128 @@ async fn a_partition_named_twice_keeps_its_last_offset<H: Harness>() {
     assert_eq!(
         store.fetch_offsets("g").await.unwrap(),
         vec![offset(t.id, 0, 8, NOW)]
+    );
+}
+
+fn idempotent(
+    topic_id: TopicId,
+    offset_count: i64,
+    pid: i64,
+    epoch: i16,
+    first: i32,
+) -> ChunkCommit {
+    ChunkCommit {
+        producer: Some(ProducerBatch {
+            producer_id: pid,
+            producer_epoch: epoch,
+            first_sequence: first,
+            last_sequence: first + offset_count as i32 - 1,
+        }),
+        ..chunk(topic_id, 0, offset_count)
+    }
+}
+
+async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
+    let mut h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    let pid = store.new_producer_id(NOW).await.unwrap();
+    let other = store.new_producer_id(NOW).await.unwrap();
+    assert_ne!(pid, other, "producer ids are unique");
+    let commit = |key: &str, chunks: Vec<ChunkCommit>| {
+        let store = store.clone();
+        let o = object(key, chunks);
+        async move {
+            store
+                .commit_objects(&[o], NOW)
+                .await
+                .unwrap()
+                .0
+                .remove(0)
+                .chunks
+        }
+    };
+    // seq 0-2, then a plain (non-idempotent) chunk, then seq 3-4.
+    let r = commit(
+        "o1",
+        vec![idempotent(t.id, 3, pid, 0, 0), chunk(t.id, 0, 2)],
+    )
+    .await;
+    assert_eq!(r[0], committed(0));
+    let r = commit("o2", vec![idempotent(t.id, 2, pid, 0, 3)]).await;
+    assert_eq!(r, vec![committed(5)]);
+    // A retry of seq 0-2 in a new object (the first object's reply was lost and the agent
+    // re-uploaded): the original's offsets, nothing new.
+    let r = commit("o3", vec![idempotent(t.id, 3, pid, 0, 0)]).await;
+    assert_eq!(
+        r,
+        vec![ChunkOutcome::Duplicate {
+            base_offset: 0,
+            log_start_offset: 0
+        }]
+    );
+    assert_eq!(hwm(store.as_ref(), "t", 0).await, 7);
+    // A gap, an unknown producer starting mid-way, and a stale epoch after a bump.
+    let r = commit("o4", vec![idempotent(t.id, 1, pid, 0, 9)]).await;
+    assert_eq!(
+        r,
+        vec![ChunkOutcome::Rejected(
+            ProducerRejection::OutOfOrderSequence
+        )]
+    );
+    let r = commit("o5", vec![idempotent(t.id, 1, other, 0, 4)]).await;
+    assert_eq!(
+        r,
+        vec![ChunkOutcome::Rejected(ProducerRejection::UnknownProducerId)]
+    );
+    let r = commit("o6", vec![idempotent(t.id, 1, pid, 1, 0)]).await;
+    assert_eq!(r, vec![committed(7)]);
+    let r = commit("o7", vec![idempotent(t.id, 1, pid, 0, 5)]).await;
+    assert_eq!(
+        r,
+        vec![ChunkOutcome::Rejected(
+            ProducerRejection::InvalidProducerEpoch
+        )]
+    );
+    // Two appends of one producer in one object are checked in order.
+    let r = commit(
+        "o8",
+        vec![
+            idempotent(t.id, 1, other, 0, 0),
+            idempotent(t.id, 1, other, 0, 1),
+        ],
+    )
+    .await;
+    assert_eq!(r, vec![committed(8), committed(9)]);
+    // The state is durable, and a retried object key still answers its recorded outcomes.
+    drop(store);
+    h.reopen().await;
+    let store = h.store();
+    let r = store
+        .commit_objects(&[object("o3", vec![idempotent(t.id, 3, pid, 0, 0)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.0[0].chunks,
+        vec![ChunkOutcome::Duplicate {
+            base_offset: 0,
+            log_start_offset: 0
+        }]
+    );
+    let r = store
+        .commit_objects(&[object("o9", vec![idempotent(t.id, 1, pid, 1, 1)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(r.0[0].chunks, vec![committed(10)]);
+    let r = store
+        .commit_objects(&[object("o10", vec![idempotent(t.id, 1, pid, 1, 1)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.0[0].chunks,
+        vec![ChunkOutcome::Duplicate {
+            base_offset: 10,
+            log_start_offset: 0
+        }]
     );
 }

@@ -1,0 +1,133 @@
+//! Idempotent producers on the wire, across two agents of one cluster: a retry that reaches
+//! the other agent is answered with the original offsets and stored once; gaps, stale
+//! epochs, unknown producers and transactional batches get Kafka's errors.
+
+mod support;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use floe_common::Metrics;
+use floe_format::batch::Compression;
+use floe_format::records::{encode_batch, BatchSpec, Record};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
+use support::batches::fetched_values;
+use support::client::{records, Client};
+use support::harness::{config, start_agent, Stack};
+
+/// A batch of `values` from producer `pid`/`epoch` starting at sequence `seq`.
+fn batch(pid: i64, epoch: i16, seq: i32, values: &[&str], transactional: bool) -> Bytes {
+    let recs: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            offset_delta: i as i32,
+            timestamp_delta: 0,
+            key: None,
+            value: Some(Bytes::from(v.to_string())),
+            headers: Vec::new(),
+        })
+        .collect();
+    let spec = BatchSpec {
+        base_timestamp: 1_700_000_000_000,
+        max_timestamp: 1_700_000_000_000,
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        attributes_flags: if transactional { 0x10 } else { 0 },
+        ..BatchSpec::default()
+    };
+    encode_batch(&spec, &recs, Compression::None).expect("encoding")
+}
+
+async fn produce(c: &mut Client, b: Bytes) -> (i16, i64) {
+    let r = c.produce_one("idem", 0, b).await;
+    (r.error_code, r.base_offset)
+}
+
+#[tokio::test]
+async fn retries_on_another_agent_are_stored_once() {
+    let stack = Stack::local(config(1)).await;
+    let metrics = Arc::new(Metrics::new());
+    let second = start_agent(
+        config(2),
+        stack.metadata.clone(),
+        stack.backend.objects(metrics.clone()),
+        metrics,
+    )
+    .await;
+    let mut a = stack.client().await;
+    let mut b = Client::connect(second.local_addr()).await;
+    a.create_topic("idem", 1, &[]).await;
+
+    let init = |v: i16| {
+        (
+            InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
+            v,
+        )
+    };
+    let (req, v) = init(4);
+    let r = a.call(&req, v).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, 0));
+    let pid = r.producer_id.0;
+    let r = b.call(&init(0).0, 0).await;
+    assert!(
+        r.producer_id.0 > 0 && r.producer_id.0 != pid,
+        "ids are unique across agents"
+    );
+
+    assert_eq!(
+        produce(&mut a, batch(pid, 0, 0, &["a", "b", "c"], false)).await,
+        (0, 0)
+    );
+    // The same batch again, through the other agent (a retry after a lost reply).
+    assert_eq!(
+        produce(&mut b, batch(pid, 0, 0, &["a", "b", "c"], false)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut b, batch(pid, 0, 3, &["d", "e"], false)).await,
+        (0, 3)
+    );
+    assert_eq!(
+        a.high_watermark("idem", 0).await,
+        5,
+        "the retry was not stored"
+    );
+
+    let code = |e: ResponseError| e.code();
+    let gap = produce(&mut a, batch(pid, 0, 9, &["x"], false)).await;
+    assert_eq!(gap.0, code(ResponseError::OutOfOrderSequenceNumber));
+    let stranger = produce(&mut a, batch(pid + 1000, 0, 7, &["x"], false)).await;
+    assert_eq!(stranger.0, code(ResponseError::UnknownProducerId));
+    // A bumped epoch restarts at sequence 0; the old epoch is then fenced.
+    assert_eq!(
+        produce(&mut a, batch(pid, 1, 0, &["f"], false)).await,
+        (0, 5)
+    );
+    let stale = produce(&mut b, batch(pid, 0, 5, &["x"], false)).await;
+    assert_eq!(stale.0, code(ResponseError::InvalidProducerEpoch));
+    let txn = produce(&mut a, batch(pid, 1, 1, &["x"], true)).await;
+    assert_eq!(txn.0, code(ResponseError::InvalidTxnState));
+    // Plain batches still work beside idempotent ones.
+    assert_eq!(
+        produce(&mut a, batch(-1, -1, -1, &["g"], false)).await,
+        (0, 6)
+    );
+
+    let fetched = a.fetch_one("idem", 0, 0, 1 << 20).await;
+    assert_eq!(
+        fetched_values(&records(&fetched)),
+        vec!["a", "b", "c", "d", "e", "f", "g"]
+    );
+
+    // Transactional ids wait for the transactions issue.
+    let txn_init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t1"))))
+        .with_transaction_timeout_ms(60_000);
+    let r = a.call(&txn_init, 4).await;
+    assert_eq!(r.error_code, code(ResponseError::CoordinatorNotAvailable));
+    second.shutdown().await;
+}

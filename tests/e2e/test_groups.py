@@ -1055,3 +1055,86 @@ def test_offset_commit_checks_membership(playground):
     _wait_state(admin(bs), group, ConsumerGroupState.EMPTY)
     assert commit(-1, "", 9, 34) == NONE, "simple commit into an empty group"
     assert _committed(bs, group, topic, [0]) == {0: 9}
+
+
+# ---------------------------------------------------------------- Heartbeat/SyncGroup/LeaveGroup
+def heartbeat_v3(group: str, generation: int, member: str, correlation_id: int) -> bytes:
+    body = kwire.kstring(group) + struct.pack(">i", generation) + kwire.kstring(member) \
+        + kwire.kstring(None)
+    return kwire.frame(12, 3, correlation_id, body)
+
+
+def sync_group_v3(group: str, generation: int, member: str, correlation_id: int) -> bytes:
+    body = kwire.kstring(group) + struct.pack(">i", generation) + kwire.kstring(member) \
+        + kwire.kstring(None) + struct.pack(">i", 0)       # no assignments
+    return kwire.frame(14, 3, correlation_id, body)
+
+
+def leave_group_v3(group: str, members: list[str], correlation_id: int) -> bytes:
+    body = kwire.kstring(group) + struct.pack(">i", len(members)) + \
+        b"".join(kwire.kstring(m) + kwire.kstring(None) for m in members)
+    return kwire.frame(13, 3, correlation_id, body)
+
+
+def _error_after_throttle(resp: bytes, correlation_id: int) -> int:
+    """Heartbeat v1+ and SyncGroup v1+ responses: correlation id, throttle, error code."""
+    corr, _throttle, err = struct.unpack_from(">iih", resp)
+    assert corr == correlation_id
+    return err
+
+
+def parse_leave_group_v3(resp: bytes) -> tuple[int, int, list[tuple[str, int]]]:
+    r = kwire.Reader(resp)
+    corr, _throttle, err = r.take("iih")
+    members = []
+    for _ in range(r.take("i")):
+        mid = r.string()
+        r.string()                                           # group instance id
+        members.append((mid, r.take("h")))
+    return corr, err, members
+
+
+@pytest.mark.timeout(60)
+def test_heartbeat_sync_leave_check_member_and_generation(playground):
+    """Kafka 4.x answers for requests that name a wrong group, member or generation; none of
+    them disturbs the real member."""
+    bs = playground.bootstrap
+    _, err, keys = kwire.parse_api_versions_v0(
+        kwire.roundtrip(bs, kwire.api_versions_v0(correlation_id=5)))
+    for key, name in ((12, "Heartbeat"), (13, "LeaveGroup"), (14, "SyncGroup")):
+        assert key in keys and keys[key][0] <= 3 <= keys[key][1], \
+            f"{name} v3 not served: {keys.get(key)}"
+    topic, group = _name("grp-hb"), _name("g-hb")
+    create_topic(bs, topic, partitions=2)
+    m = Member(_consumer(bs, group), "m")
+    try:
+        m.c.subscribe([topic])
+        _wait(_pump_all(m), lambda: m.parts() == {0, 1}, 30, lambda: f"assignment {m.parts()}")
+        member_id = m.c.memberid()
+
+        def hb(g, gen, mid, corr):
+            return _error_after_throttle(kwire.roundtrip(bs, heartbeat_v3(g, gen, mid, corr)),
+                                         corr)
+
+        def sync(gen, mid, corr):
+            return _error_after_throttle(kwire.roundtrip(bs, sync_group_v3(group, gen, mid, corr)),
+                                         corr)
+
+        assert hb(_name("g-nope"), 1, "x", 41) == UNKNOWN_MEMBER_ID, "heartbeat, unknown group"
+        assert hb(group, 1, "not-a-member", 42) == UNKNOWN_MEMBER_ID, "heartbeat, unknown member"
+        assert hb(group, 99999, member_id, 43) == ILLEGAL_GENERATION, "heartbeat, wrong generation"
+        assert sync(1, "not-a-member", 44) == UNKNOWN_MEMBER_ID, "sync, unknown member"
+        assert sync(99999, member_id, 45) == ILLEGAL_GENERATION, "sync, wrong generation"
+        corr, err, members = parse_leave_group_v3(
+            kwire.roundtrip(bs, leave_group_v3(group, ["not-a-member"], 46)))
+        assert (corr, err) == (46, NONE), f"leave of an unknown member: top-level error {err}"
+        assert members == [("not-a-member", UNKNOWN_MEMBER_ID)], members
+
+        # The real member is untouched: same id, same partitions, group still Stable with it.
+        _drain(m, 2 * HEARTBEAT_MS / 1000 + 0.5)
+        assert m.c.memberid() == member_id and m.parts() == {0, 1}
+        d = _describe(admin(bs), group)
+        assert d.state == ConsumerGroupState.STABLE, d.state
+        assert [x.member_id for x in d.members] == [member_id]
+    finally:
+        m.close()

@@ -338,6 +338,10 @@ struct MetadataArgs {
     /// Defaults to `http://<--listen>` unless that is a wildcard address.
     #[arg(long, env = "FLOE_ADVERTISE_URL")]
     advertise_url: Option<String>,
+    /// How long an agent stays in Metadata answers after its last heartbeat (agents
+    /// heartbeat every second).
+    #[arg(long, env = "FLOE_AGENT_TIMEOUT_MS", default_value_t = 6_000)]
+    agent_timeout_ms: u64,
     #[command(flatten)]
     groups: GroupFlags,
 }
@@ -602,6 +606,10 @@ async fn playground(args: PlaygroundArgs) -> Result<()> {
 
 async fn metadata(args: MetadataArgs) -> Result<()> {
     let mut settings = args.groups.service_settings()?;
+    if args.agent_timeout_ms < 1_000 {
+        bail!("--agent-timeout-ms must be at least 1000 (agents heartbeat every second)");
+    }
+    settings.agent_timeout = std::time::Duration::from_millis(args.agent_timeout_ms);
     settings.advertise_url = match &args.advertise_url {
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
         Some(u) => bail!("--advertise-url must be an http:// or https:// URL, got {u:?}"),

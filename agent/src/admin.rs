@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use floe_metadata::{MetadataError, TopicSpec};
+use floe_metadata::{AgentInfo, MetadataError, TopicSpec};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -33,8 +33,9 @@ use uuid::Uuid;
 
 use crate::catalog::Topic;
 use crate::configs::{self, source, ConfigType, TOPIC_CONFIGS};
-use crate::dispatch::Ctx;
+use crate::dispatch::{ClientInfo, Ctx};
 use crate::error::kafka_error;
+use crate::fleet;
 
 /// Kafka's longest topic name.
 const MAX_TOPIC_NAME: usize = 249;
@@ -81,20 +82,43 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-fn broker_host_port(ctx: &Ctx) -> (StrBytes, i32) {
-    let (host, port) = ctx.config.advertised();
-    (s(host), port)
+/// The agents a client is told about: those of its zone (named in its client.id), else of
+/// the zone of the agent it reached; every agent when that zone has none alive.
+fn zone_agents(ctx: &Ctx, client: &ClientInfo) -> Vec<AgentInfo> {
+    let zone = client.zone.as_deref().or(ctx.config.zone.as_deref());
+    ctx.fleet.for_zone(zone)
 }
 
-/// Metadata: brokers (this agent), cluster id, controller, topics with partitions.
-pub async fn metadata(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse {
-    let node = BrokerId(ctx.config.node_id);
-    let (host, port) = broker_host_port(ctx);
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(host)
-        .with_port(port)
-        .with_rack(ctx.config.zone.clone().map(s));
+/// The leader of a partition among `agents` (rendezvous hashing), this agent if none.
+fn leader_of(ctx: &Ctx, agents: &[AgentInfo], topic: Uuid, partition: i32) -> BrokerId {
+    BrokerId(fleet::leader(agents, topic, partition).unwrap_or(ctx.config.node_id))
+}
+
+/// Metadata: the live agents of the client's zone as brokers, each partition led by one of
+/// them (spread by rendezvous hashing), cluster id, controller, topics with partitions.
+pub async fn metadata(
+    ctx: &Ctx,
+    req: MetadataRequest,
+    version: i16,
+    client: &ClientInfo,
+) -> MetadataResponse {
+    let agents = zone_agents(ctx, client);
+    let brokers: Vec<MetadataResponseBroker> = agents
+        .iter()
+        .map(|a| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(a.node_id))
+                .with_host(s(a.host.clone()))
+                .with_port(a.port)
+                .with_rack(a.zone.clone().map(s))
+        })
+        .collect();
+    // The controller must be one of the listed brokers; this agent when it is.
+    let node = if agents.iter().any(|a| a.node_id == ctx.config.node_id) {
+        BrokerId(ctx.config.node_id)
+    } else {
+        BrokerId(agents.first().map_or(ctx.config.node_id, |a| a.node_id))
+    };
     // v0: an empty list means all topics; v1+: null means all.
     let wanted = match req.topics {
         None => None,
@@ -106,7 +130,7 @@ pub async fn metadata(ctx: &Ctx, req: MetadataRequest, version: i16) -> Metadata
     match wanted {
         None => {
             for t in ctx.catalog.all() {
-                topics.push(topic_metadata(ctx, &t, node));
+                topics.push(topic_metadata(ctx, &t, &agents));
             }
         }
         Some(list) => {
@@ -133,7 +157,7 @@ pub async fn metadata(ctx: &Ctx, req: MetadataRequest, version: i16) -> Metadata
                     (None, true) => Err((ResponseError::InvalidRequest, None, Uuid::nil())),
                 };
                 match resolved {
-                    Ok(t) => topics.push(topic_metadata(ctx, &t, node)),
+                    Ok(t) => topics.push(topic_metadata(ctx, &t, &agents)),
                     Err((e, name, id)) => topics.push(
                         MetadataResponseTopic::default()
                             .with_error_code(e.code())
@@ -145,15 +169,16 @@ pub async fn metadata(ctx: &Ctx, req: MetadataRequest, version: i16) -> Metadata
         }
     }
     MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(Some(s(ctx.cluster_id.clone())))
         .with_controller_id(node)
         .with_topics(topics)
 }
 
-fn topic_metadata(ctx: &Ctx, t: &Topic, node: BrokerId) -> MetadataResponseTopic {
+fn topic_metadata(ctx: &Ctx, t: &Topic, agents: &[AgentInfo]) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
         .map(|p| {
+            let node = leader_of(ctx, agents, t.id, p);
             let epoch = ctx
                 .catalog
                 .marks(t.id, p)
@@ -748,10 +773,18 @@ pub async fn incremental_alter_configs(
 }
 
 /// DescribeCluster.
-pub fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(
+    ctx: &Ctx,
+    req: DescribeClusterRequest,
+    client: &ClientInfo,
+) -> DescribeClusterResponse {
     // endpoint_type 1 = brokers, 2 = controllers (KIP-919). Floe's agents are both.
-    let (host, port) = broker_host_port(ctx);
-    let node = BrokerId(ctx.config.node_id);
+    let agents = zone_agents(ctx, client);
+    let node = if agents.iter().any(|a| a.node_id == ctx.config.node_id) {
+        BrokerId(ctx.config.node_id)
+    } else {
+        BrokerId(agents.first().map_or(ctx.config.node_id, |a| a.node_id))
+    };
     if req.endpoint_type != 1 && req.endpoint_type != 2 {
         return DescribeClusterResponse::default()
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
@@ -761,11 +794,18 @@ pub fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClust
         .with_endpoint_type(req.endpoint_type)
         .with_cluster_id(s(ctx.cluster_id.clone()))
         .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(host)
-            .with_port(port)
-            .with_rack(ctx.config.zone.clone().map(s))])
+        .with_brokers(
+            agents
+                .iter()
+                .map(|a| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(a.node_id))
+                        .with_host(s(a.host.clone()))
+                        .with_port(a.port)
+                        .with_rack(a.zone.clone().map(s))
+                })
+                .collect(),
+        )
 }
 
 /// DescribeTopicPartitions (KIP-966): topics (all when none are named) with their
@@ -773,11 +813,12 @@ pub fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClust
 pub async fn describe_topic_partitions(
     ctx: &Ctx,
     req: DescribeTopicPartitionsRequest,
+    client: &ClientInfo,
 ) -> DescribeTopicPartitionsResponse {
     use kafka_protocol::messages::describe_topic_partitions_response::{
         Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
     };
-    let node = BrokerId(ctx.config.node_id);
+    let agents = zone_agents(ctx, client);
     let mut names: Vec<String> = if req.topics.is_empty() {
         ctx.catalog.all().iter().map(|t| t.name.clone()).collect()
     } else {
@@ -839,6 +880,7 @@ pub async fn describe_topic_partitions(
                 .marks(t.id, p)
                 .map(|m| m.leader_epoch)
                 .unwrap_or(0);
+            let node = leader_of(ctx, &agents, t.id, p);
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)

@@ -48,6 +48,8 @@ pub struct AgentConfig {
     /// How long the agent keeps retrying a failed metadata commit before failing the
     /// produce requests in the object (their outcome is then unknown to the client).
     pub commit_timeout_ms: u64,
+    /// How often the agent heartbeats to the metadata service (fleet membership).
+    pub heartbeat_interval_ms: u64,
 }
 
 impl Default for AgentConfig {
@@ -68,6 +70,7 @@ impl Default for AgentConfig {
             num_partitions: 1,
             message_max_bytes: 1_048_588,
             commit_timeout_ms: 30_000,
+            heartbeat_interval_ms: 1_000,
             frame_body_timeout_ms: 30_000,
         }
     }
@@ -79,6 +82,9 @@ impl AgentConfig {
         let bad = |m: &str| Err(AgentError::Config(m.to_string()));
         if self.node_id < 0 {
             return bad("node_id must be >= 0");
+        }
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms > 60_000 {
+            return bad("heartbeat_interval_ms must be in 1..=60000");
         }
         if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
             return bad("flush_interval_ms must be in 1..=60000");

@@ -105,6 +105,8 @@ pub struct Ctx {
     pub clock: Arc<dyn floe_common::Clock>,
     /// Flips to true when the agent shuts down (long polls return early).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The live agents (Metadata answers, partition leaders).
+    pub fleet: Arc<crate::fleet::Fleet>,
 }
 
 impl Ctx {
@@ -202,7 +204,7 @@ pub async fn start(
         .boxed(),
         RequestKind::Metadata(req) => async move {
             Some(ResponseKind::Metadata(
-                admin::metadata(&ctx, req, version).await,
+                admin::metadata(&ctx, req, version, &client).await,
             ))
         }
         .boxed(),
@@ -247,7 +249,7 @@ pub async fn start(
         .boxed(),
         RequestKind::DescribeCluster(req) => async move {
             Some(ResponseKind::DescribeCluster(admin::describe_cluster(
-                &ctx, req,
+                &ctx, req, &client,
             )))
         }
         .boxed(),
@@ -259,7 +261,7 @@ pub async fn start(
         .boxed(),
         RequestKind::DescribeTopicPartitions(req) => async move {
             Some(ResponseKind::DescribeTopicPartitions(
-                admin::describe_topic_partitions(&ctx, req).await,
+                admin::describe_topic_partitions(&ctx, req, &client).await,
             ))
         }
         .boxed(),

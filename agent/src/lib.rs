@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod epochs;
 pub mod error;
 pub mod fetch;
+pub mod fleet;
 pub mod groups;
 pub mod list_offsets;
 pub mod membership;

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use floe_common::{Metrics, Objects};
-use floe_metadata::Metadata;
+use floe_metadata::{AgentInfo, Metadata};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
+use uuid::Uuid;
 
 use crate::catalog::Catalog;
 use crate::config::AgentConfig;
@@ -20,6 +21,7 @@ use crate::dispatch::Ctx;
 use crate::error::AgentError;
 use crate::fetch::cache::ChunkCache;
 use crate::fetch::index::IndexCache;
+use crate::fleet::Fleet;
 use crate::produce::batcher::BatcherSettings;
 use crate::produce::commit::Committer;
 use crate::produce::Batcher;
@@ -45,6 +47,7 @@ pub struct Agent {
     accept: JoinHandle<JoinSet<()>>,
     batcher_task: JoinHandle<()>,
     feed: JoinHandle<()>,
+    heartbeats: JoinHandle<()>,
 }
 
 impl Agent {
@@ -79,8 +82,31 @@ impl Agent {
         );
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let mut config = config;
+        if config.advertise.is_none() && config.listen.port() == 0 {
+            // An ephemeral port (tests): advertise the one the OS picked.
+            config.advertise = Some(local_addr.to_string());
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let feed = catalog.spawn_feed(shutdown_rx.clone());
+        let (host, port) = config.advertised();
+        let fleet = Fleet::new(
+            AgentInfo {
+                node_id: config.node_id,
+                zone: config.zone.clone(),
+                host,
+                port,
+                cache_url: None,
+                instance: Uuid::new_v4().to_string(),
+                started_at_ms: floe_common::clock::system().now_ms(),
+            },
+            deps.metrics.clone(),
+        );
+        let heartbeats = fleet.spawn(
+            deps.metadata.clone(),
+            Duration::from_millis(config.heartbeat_interval_ms),
+            shutdown_rx.clone(),
+        );
         let ctx = Arc::new(Ctx {
             shutdown: shutdown_rx.clone(),
             clock: floe_common::clock::system(),
@@ -94,6 +120,7 @@ impl Agent {
             objects: deps.objects,
             metrics: deps.metrics,
             cluster_id,
+            fleet,
         });
         let accept = tokio::spawn(accept_loop(ctx.clone(), listener, shutdown_rx));
         info!(addr = %local_addr, node_id = ctx.config.node_id, zone = ?ctx.config.zone, "agent serving kafka");
@@ -104,6 +131,7 @@ impl Agent {
             accept,
             batcher_task,
             feed,
+            heartbeats,
         })
     }
 
@@ -137,6 +165,7 @@ impl Agent {
         self.ctx.batcher.shutdown().await;
         let _ = self.batcher_task.await;
         let _ = self.feed.await;
+        let _ = self.heartbeats.await;
         info!("agent stopped");
     }
 }

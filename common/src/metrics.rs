@@ -107,6 +107,10 @@ pub struct Metrics {
     pub cache_hits: Family<CacheLabels, Counter>,
     /// Cache misses.
     pub cache_misses: Family<CacheLabels, Counter>,
+    /// Metadata answers that listed every agent because the client's zone had none alive.
+    pub zone_fallbacks: Counter,
+    /// Live agents in this agent's view of the fleet.
+    pub fleet_agents: Gauge,
     /// 1 while this process coordinates consumer groups.
     pub group_coordinator_leader: Gauge,
     /// Consumer groups by type and state (on the coordinating process).
@@ -176,6 +180,8 @@ impl Metrics {
             process_cpu_seconds: Gauge::default(),
             cache_hits: Family::default(),
             cache_misses: Family::default(),
+            zone_fallbacks: Counter::default(),
+            fleet_agents: Gauge::default(),
             group_coordinator_leader: Gauge::default(),
             groups: Family::default(),
             group_members: Gauge::default(),
@@ -281,6 +287,16 @@ impl Metrics {
         );
         r.register("cache_hits", "Cache hits", m.cache_hits.clone());
         r.register("cache_misses", "Cache misses", m.cache_misses.clone());
+        r.register(
+            "metadata_zone_fallbacks",
+            "Metadata answers listing every agent because the client's zone had none alive",
+            m.zone_fallbacks.clone(),
+        );
+        r.register(
+            "fleet_agents",
+            "Live agents in this agent's view of the fleet",
+            m.fleet_agents.clone(),
+        );
         r.register(
             "group_coordinator_leader",
             "1 while this process coordinates consumer groups",

@@ -17,7 +17,8 @@ use crate::http::{
 };
 use crate::service::{Metadata, WatchBatch, WatchCursor};
 use crate::types::{
-    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, TopicId, TopicInfo, TopicSpec,
+    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, TopicId, TopicInfo,
+    TopicSpec,
 };
 
 /// Per-request timeout for everything but `watch`. A commit that times out has an unknown
@@ -209,6 +210,20 @@ impl Metadata for HttpMetadataClient {
 
     async fn group(&self, call: GroupCall) -> Result<GroupReply> {
         self.send(self.group_request(&call)).await
+    }
+
+    async fn agent_heartbeat(&self, agent: AgentInfo) -> Result<Vec<AgentInfo>> {
+        self.send(self.with_body(reqwest::Method::POST, "/v1/agents/heartbeat", &agent))
+            .await
+    }
+
+    async fn agent_leave(&self, node_id: i32, instance: &str) -> Result<()> {
+        let body = crate::http::AgentLeaveBody {
+            node_id,
+            instance: instance.to_string(),
+        };
+        self.send(self.with_body(reqwest::Method::POST, "/v1/agents/leave", &body))
+            .await
     }
 
     async fn new_producer_id(&self) -> Result<i64> {

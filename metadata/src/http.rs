@@ -173,6 +173,8 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/groups/{group}/offsets", get(fetch_offsets))
         .route("/v1/groups", post(group_call))
         .route("/v1/producers", post(new_producer_id))
+        .route("/v1/agents/heartbeat", post(agent_heartbeat))
+        .route("/v1/agents/leave", post(agent_leave))
         // A commit lists every chunk of a WAL object: ~200 bytes of JSON per partition, so
         // axum's 2 MB default would cap an object at ~10,000 partitions.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -253,6 +255,26 @@ async fn watch(
         version: q.version,
     };
     Ok(Json(s.watch(cursor, timeout).await?))
+}
+
+async fn agent_heartbeat(
+    State(s): Svc,
+    Json(agent): Json<crate::types::AgentInfo>,
+) -> ApiResult<Vec<crate::types::AgentInfo>> {
+    Ok(Json(s.agent_heartbeat(agent).await?))
+}
+
+/// Body of `POST /v1/agents/leave`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AgentLeaveBody {
+    /// Node id.
+    pub node_id: i32,
+    /// The leaving run's instance.
+    pub instance: String,
+}
+
+async fn agent_leave(State(s): Svc, Json(b): Json<AgentLeaveBody>) -> ApiResult<()> {
+    Ok(Json(s.agent_leave(b.node_id, &b.instance).await?))
 }
 
 async fn new_producer_id(State(s): Svc) -> ApiResult<i64> {

@@ -17,8 +17,8 @@ use crate::groups::{GroupCall, GroupReply, GroupRouter, GroupSettings};
 use crate::sequencer::{GroupStats, Sequencer};
 use crate::store::MetadataStore;
 use crate::types::{
-    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
-    TopicInfo, TopicSpec,
+    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark,
+    TopicId, TopicInfo, TopicSpec,
 };
 
 /// One answer of the change feed: what moved since the caller's cursor.
@@ -91,6 +91,10 @@ pub trait Metadata: Send + Sync + 'static {
     async fn group(&self, call: GroupCall) -> Result<GroupReply>;
     /// A new idempotent producer id (InitProducerId without a transactional id).
     async fn new_producer_id(&self) -> Result<i64>;
+    /// Records an agent's heartbeat and returns the live fleet (itself included).
+    async fn agent_heartbeat(&self, agent: AgentInfo) -> Result<Vec<AgentInfo>>;
+    /// Removes a stopping agent from the fleet at once.
+    async fn agent_leave(&self, node_id: i32, instance: &str) -> Result<()>;
     /// A consumer group's committed offsets.
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
 }
@@ -119,6 +123,8 @@ pub struct ServiceSettings {
     pub foreign_refresh: Duration,
     /// Group coordinator limits.
     pub groups: GroupSettings,
+    /// How long an agent stays in Metadata answers after its last heartbeat.
+    pub agent_timeout: Duration,
     /// This process's metadata API address (`http://10.0.0.5:9091`), where the others
     /// forward group calls when this process coordinates groups. Needed when several
     /// processes share a PostgreSQL database.
@@ -131,6 +137,7 @@ impl Default for ServiceSettings {
             foreign_refresh: Duration::from_millis(500),
             groups: GroupSettings::default(),
             advertise_url: None,
+            agent_timeout: Duration::from_secs(6),
         }
     }
 }
@@ -491,6 +498,17 @@ impl Metadata for MetadataService {
 
     async fn new_producer_id(&self) -> Result<i64> {
         self.store.new_producer_id((self.now_ms)()).await
+    }
+
+    async fn agent_heartbeat(&self, agent: AgentInfo) -> Result<Vec<AgentInfo>> {
+        let now = (self.now_ms)();
+        self.store.agent_heartbeat(&agent, now).await?;
+        let timeout = i64::try_from(self.settings.agent_timeout.as_millis()).unwrap_or(i64::MAX);
+        self.store.live_agents(now.saturating_sub(timeout)).await
+    }
+
+    async fn agent_leave(&self, node_id: i32, instance: &str) -> Result<()> {
+        self.store.remove_agent(node_id, instance).await
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {

@@ -195,3 +195,22 @@ pub struct CommittedOffset {
     /// When it was committed (ms).
     pub commit_timestamp_ms: i64,
 }
+
+/// One agent of the fleet, as it registers itself and as Metadata answers list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Kafka node id (stable across restarts of the agent).
+    pub node_id: i32,
+    /// Availability zone, if known.
+    pub zone: Option<String>,
+    /// Advertised Kafka host.
+    pub host: String,
+    /// Advertised Kafka port.
+    pub port: i32,
+    /// Internal address for peers (the zone cache), if any.
+    pub cache_url: Option<String>,
+    /// Identity of this run of the agent process.
+    pub instance: String,
+    /// When this run started (ms).
+    pub started_at_ms: i64,
+}

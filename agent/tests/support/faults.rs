@@ -296,6 +296,17 @@ impl Metadata for FlakyMetadata {
         self.inner.new_producer_id().await
     }
 
+    async fn agent_heartbeat(
+        &self,
+        agent: floe_metadata::AgentInfo,
+    ) -> floe_metadata::Result<Vec<floe_metadata::AgentInfo>> {
+        self.inner.agent_heartbeat(agent).await
+    }
+
+    async fn agent_leave(&self, node_id: i32, instance: &str) -> floe_metadata::Result<()> {
+        self.inner.agent_leave(node_id, instance).await
+    }
+
     async fn fetch_offsets(
         &self,
         group_id: &str,

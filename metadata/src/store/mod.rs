@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::groups::GroupRecord;
 use crate::types::{
-    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
-    TopicInfo, TopicSpec,
+    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark,
+    TopicId, TopicInfo, TopicSpec,
 };
 
 /// Durable metadata: topics, partitions and the offset index.
@@ -146,6 +146,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Allocates a new idempotent producer id (epoch 0), unique across every process
     /// sharing the database.
     async fn new_producer_id(&self, now_ms: i64) -> Result<i64>;
+
+    /// Records an agent's heartbeat (insert or replace its row).
+    async fn agent_heartbeat(&self, agent: &AgentInfo, now_ms: i64) -> Result<()>;
+
+    /// Agents whose last heartbeat is at or after `since_ms`, by node id.
+    async fn live_agents(&self, since_ms: i64) -> Result<Vec<AgentInfo>>;
+
+    /// Removes an agent that is shutting down, if `instance` is still the registered one.
+    async fn remove_agent(&self, node_id: i32, instance: &str) -> Result<()>;
 
     /// Every committed offset of a live topic with its lag behind the high watermark:
     /// `(group, topic name, partition, lag)`, lag never below zero.

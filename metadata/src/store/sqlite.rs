@@ -23,8 +23,8 @@ use super::MetadataStore;
 use crate::error::{MetadataError, Result};
 use crate::groups::GroupRecord;
 use crate::types::{
-    CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark, TopicId,
-    TopicInfo, TopicSpec,
+    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark,
+    TopicId, TopicInfo, TopicSpec,
 };
 
 /// SQLite migrations, applied in version order at open.
@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "group coordinator",
         include_str!("../../migrations/sqlite/0002_group_coordinator.sql"),
+    ),
+    (
+        3,
+        "agents",
+        include_str!("../../migrations/sqlite/0003_agents.sql"),
     ),
 ];
 
@@ -700,6 +705,71 @@ impl MetadataStore for SqliteStore {
         .bind(now_ms)
         .fetch_one(&self.writer)
         .await?)
+    }
+
+    async fn agent_heartbeat(&self, a: &AgentInfo, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (node_id, zone, host, port, cache_url, instance, started_at_ms,
+                                 last_heartbeat_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, host = excluded.host,
+                 port = excluded.port, cache_url = excluded.cache_url,
+                 instance = excluded.instance, started_at_ms = excluded.started_at_ms,
+                 last_heartbeat_ms = excluded.last_heartbeat_ms",
+        )
+        .bind(a.node_id)
+        .bind(a.zone.as_deref())
+        .bind(&a.host)
+        .bind(a.port)
+        .bind(a.cache_url.as_deref())
+        .bind(&a.instance)
+        .bind(a.started_at_ms)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn live_agents(&self, since_ms: i64) -> Result<Vec<AgentInfo>> {
+        type Row = (
+            i32,
+            Option<String>,
+            String,
+            i32,
+            Option<String>,
+            String,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT node_id, zone, host, port, cache_url, instance, started_at_ms
+             FROM agents WHERE last_heartbeat_ms >= ? ORDER BY node_id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(node_id, zone, host, port, cache_url, instance, started_at_ms)| AgentInfo {
+                    node_id,
+                    zone,
+                    host,
+                    port,
+                    cache_url,
+                    instance,
+                    started_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    async fn remove_agent(&self, node_id: i32, instance: &str) -> Result<()> {
+        sqlx::query("DELETE FROM agents WHERE node_id = ? AND instance = ?")
+            .bind(node_id)
+            .bind(instance)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>> {

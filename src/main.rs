@@ -176,6 +176,10 @@ struct AgentFlags {
     /// Largest request frame accepted, in bytes.
     #[arg(long, env = "FLOE_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<usize>,
+    /// Zones of client address ranges, for clients that name none:
+    /// `10.0.0.0/20=us-east-1a,10.0.16.0/20=us-east-1b`.
+    #[arg(long, env = "FLOE_CLIENT_ZONE_CIDRS", value_delimiter = ',')]
+    client_zone_cidrs: Option<Vec<String>>,
 }
 
 impl AgentFlags {
@@ -209,6 +213,9 @@ impl AgentFlags {
         }
         if let Some(v) = self.max_request_bytes {
             c.max_request_bytes = v;
+        }
+        if let Some(v) = &self.client_zone_cidrs {
+            c.client_zone_cidrs = v.clone();
         }
     }
 }
@@ -645,7 +652,12 @@ async fn metadata(args: MetadataArgs) -> Result<()> {
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
-    let cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
+    let mut cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
+    if cfg.zone.is_none() {
+        // On EC2 the zone comes from IMDSv2; elsewhere this gives up within a second.
+        cfg.zone = floe_common::imds::availability_zone().await;
+        info!(zone = ?cfg.zone, "agent zone from the instance metadata service");
+    }
     let admin = AdminPort::start(args.admin_listen).await?;
     let (store, prefix) =
         ObjectStoreUrl::parse(&args.object_store)?.build(args.s3_endpoint.as_deref())?;

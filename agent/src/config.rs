@@ -50,6 +50,8 @@ pub struct AgentConfig {
     pub commit_timeout_ms: u64,
     /// How often the agent heartbeats to the metadata service (fleet membership).
     pub heartbeat_interval_ms: u64,
+    /// `cidr=zone` entries giving the zone of clients that name none themselves.
+    pub client_zone_cidrs: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -71,6 +73,7 @@ impl Default for AgentConfig {
             message_max_bytes: 1_048_588,
             commit_timeout_ms: 30_000,
             heartbeat_interval_ms: 1_000,
+            client_zone_cidrs: Vec::new(),
             frame_body_timeout_ms: 30_000,
         }
     }
@@ -82,6 +85,9 @@ impl AgentConfig {
         let bad = |m: &str| Err(AgentError::Config(m.to_string()));
         if self.node_id < 0 {
             return bad("node_id must be >= 0");
+        }
+        if let Err(e) = crate::zone::ZoneMap::parse(&self.client_zone_cidrs) {
+            return Err(AgentError::Config(e));
         }
         if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms > 60_000 {
             return bad("heartbeat_interval_ms must be in 1..=60000");

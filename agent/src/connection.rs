@@ -113,7 +113,9 @@ pub async fn serve(
                     .unwrap_or_default();
                 let span = info_span!("request", api = ?key, version, correlation_id = header.correlation_id, client_id = %client_id, %peer);
                 let client = dispatch::ClientInfo {
-                    zone: crate::zone::zone_from_client_id(&client_id).map(str::to_string),
+                    zone: crate::zone::zone_from_client_id(&client_id)
+                        .or_else(|| ctx.zone_map.lookup(peer.ip()))
+                        .map(str::to_string),
                     host: format!("/{}", peer.ip()),
                     id: client_id,
                 };

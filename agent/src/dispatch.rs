@@ -67,7 +67,8 @@ pub struct ClientInfo {
     pub id: String,
     /// The client's address as Kafka shows it in DescribeGroups (`/ip`).
     pub host: String,
-    /// The zone named in the client's `client.id`, if any (see `zone.rs`).
+    /// The client's zone: named in its `client.id`, else from the configured address ranges
+    /// (see `zone.rs`).
     pub zone: Option<String>,
 }
 
@@ -107,6 +108,8 @@ pub struct Ctx {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The live agents (Metadata answers, partition leaders).
     pub fleet: Arc<crate::fleet::Fleet>,
+    /// Zones of client address ranges (`client_zone_cidrs`).
+    pub zone_map: crate::zone::ZoneMap,
 }
 
 impl Ctx {

@@ -87,6 +87,8 @@ impl Agent {
             // An ephemeral port (tests): advertise the one the OS picked.
             config.advertise = Some(local_addr.to_string());
         }
+        let zone_map =
+            crate::zone::ZoneMap::parse(&config.client_zone_cidrs).map_err(AgentError::Config)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let feed = catalog.spawn_feed(shutdown_rx.clone());
         let (host, port) = config.advertised();
@@ -121,6 +123,7 @@ impl Agent {
             metrics: deps.metrics,
             cluster_id,
             fleet,
+            zone_map,
         });
         let accept = tokio::spawn(accept_loop(ctx.clone(), listener, shutdown_rx));
         info!(addr = %local_addr, node_id = ctx.config.node_id, zone = ?ctx.config.zone, "agent serving kafka");

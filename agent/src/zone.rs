@@ -30,6 +30,66 @@ pub fn rack_or(rack: Option<&str>, from_client_id: Option<String>) -> Option<Str
     }
 }
 
+/// A configured map from client address ranges to zones (`10.0.0.0/20=us-east-1a`), for
+/// clients that name no zone themselves. The longest matching prefix wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneMap {
+    entries: Vec<(std::net::IpAddr, u8, String)>,
+}
+
+impl ZoneMap {
+    /// Parses `cidr=zone` entries; a malformed one is an error naming it.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let bad = || format!("client zone CIDR {e:?}: expected like 10.0.0.0/20=us-east-1a");
+            let (cidr, zone) = e.split_once('=').ok_or_else(bad)?;
+            let (ip, len) = cidr.trim().split_once('/').ok_or_else(bad)?;
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+            let len: u8 = len.parse().map_err(|_| bad())?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let zone = zone.trim();
+            if len > max || zone.is_empty() {
+                return Err(bad());
+            }
+            out.push((ip, len, zone.to_string()));
+        }
+        // Longest prefix first, so the first match is the most specific.
+        out.sort_by_key(|e| std::cmp::Reverse(e.1));
+        Ok(ZoneMap { entries: out })
+    }
+
+    /// The zone of a client address, if a range covers it.
+    pub fn lookup(&self, ip: std::net::IpAddr) -> Option<&str> {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.entries
+            .iter()
+            .find(|(net, len, _)| covers(*net, *len, ip))
+            .map(|(_, _, z)| z.as_str())
+    }
+}
+
+fn covers(net: std::net::IpAddr, len: u8, ip: std::net::IpAddr) -> bool {
+    let (net, ip, bits): (u128, u128, u32) = match (net, ip) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(i)) => {
+            (u128::from(u32::from(n)), u128::from(u32::from(i)), 32)
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+        _ => return false,
+    };
+    let len = u32::from(len);
+    if len == 0 {
+        return true;
+    }
+    let shift = bits - len;
+    (net >> shift) == (ip >> shift)
+}
+
 /// Whether traffic between a client in `client` and an agent in `agent` crosses zones; unknown
 /// zones count as not crossing (nothing to compare).
 pub fn crosses(client: Option<&str>, agent: Option<&str>) -> bool {
@@ -52,6 +112,31 @@ mod tests {
         assert_eq!(zone_from_client_id("rdkafka"), None);
         assert_eq!(zone_from_client_id("floe_az="), None);
         assert_eq!(zone_from_client_id("other=1,floe_azz=b"), None);
+    }
+
+    #[test]
+    fn cidr_map_longest_prefix_wins() {
+        let m = ZoneMap::parse(&[
+            "10.0.0.0/16=a".to_string(),
+            "10.0.16.0/20=b".to_string(),
+            "fd00::/8=v6".to_string(),
+        ])
+        .expect("parse");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(m.lookup(ip("10.0.1.2")), Some("a"));
+        assert_eq!(m.lookup(ip("10.0.17.9")), Some("b"));
+        assert_eq!(m.lookup(ip("::ffff:10.0.17.9")), Some("b"));
+        assert_eq!(m.lookup(ip("fd12::1")), Some("v6"));
+        assert_eq!(m.lookup(ip("192.168.0.1")), None);
+        for bad in [
+            "10.0.0.0=a",
+            "10.0.0.0/33=a",
+            "nope/8=a",
+            "10.0.0.0/8=",
+            "10.0.0.0/8",
+        ] {
+            assert!(ZoneMap::parse(&[bad.to_string()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod clock;
+pub mod imds;
 pub mod metrics;
 pub mod objects;
 pub mod telemetry;

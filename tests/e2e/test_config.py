@@ -18,6 +18,10 @@ def _run(args, tmp_path, env=None):
     (["--advertise", "no-port"], "advertise"),
     (["--num-partitions", "0"], "num_partitions"),
     (["--listen", "not-an-address"], "invalid value"),
+    (["--client-zone-cidrs", "10.0.0.0/33=a"], "client zone CIDR"),
+    (["--group-min-session-timeout-ms", "9000", "--group-max-session-timeout-ms", "100"],
+     "session timeout"),
+    (["--offsets-retention-minutes", "0"], "offsets-retention-minutes"),
 ])
 def test_bad_flags_are_refused(tmp_path, args, needle):
     r = _run(["playground", "--data-dir", str(tmp_path / "d"),

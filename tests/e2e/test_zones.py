@@ -72,3 +72,15 @@ def test_a_dead_agent_leaves_metadata_and_a_restarted_one_returns(cluster_factor
     # 3 s timeout could have.
     a2.stop()
     assert _settled(a1.bootstrap, {a1.port}, timeout=2.5) == {a1.port}
+
+
+def test_client_zone_from_a_cidr_map(cluster_factory):
+    c = cluster_factory(0)
+    # Clients on loopback are in zone-b, says this zone-a agent's map.
+    a1 = c.add_agent(zone="zone-a", extra_args=["--client-zone-cidrs", "10.0.0.0/8=zone-x,127.0.0.0/8=zone-b"])
+    b1 = c.add_agent(zone="zone-b")
+    assert _settled(a1.bootstrap, {b1.port}) == {b1.port}
+    # A zone named in client.id still wins over the address.
+    assert _settled(a1.bootstrap, {a1.port}, client_id="floe_az=zone-a") == {a1.port}
+    # Without a map, the agent's own zone.
+    assert _settled(b1.bootstrap, {b1.port}) == {b1.port}

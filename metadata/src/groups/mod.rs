@@ -717,13 +717,7 @@ impl GroupCoordinator {
 
     /// Counts of groups and members, and the counters, for metrics.
     pub async fn stats(&self) -> CoordinatorStats {
-        let all: Vec<Arc<Mutex<Group>>> = self
-            .groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let all = self.all_groups();
         let mut s = CoordinatorStats {
             rebalances: self.rebalances.load(Ordering::Relaxed),
             offset_commits: self.offset_commits.load(Ordering::Relaxed),
@@ -748,6 +742,16 @@ impl GroupCoordinator {
                 .map_or(g.members.len(), |c| c.members.len()) as u64;
         }
         s
+    }
+
+    /// Every group's lock (a snapshot: groups may come and go meanwhile).
+    fn all_groups(&self) -> Vec<Arc<Mutex<Group>>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn lookup(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -1299,13 +1303,7 @@ impl GroupCoordinator {
     }
 
     async fn list(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
-        let all: Vec<Arc<Mutex<Group>>> = self
-            .groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let all = self.all_groups();
         let mut out = Vec::new();
         for lock in all {
             let g = lock.lock().await;
@@ -1416,13 +1414,7 @@ impl GroupCoordinator {
 
     /// Session, pending-member, rebalance and sync timeouts of every group.
     async fn tick(&self) {
-        let all: Vec<Arc<Mutex<Group>>> = self
-            .groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let all = self.all_groups();
         let now = (self.now)();
         let delay = self.settings.initial_rebalance_delay_ms;
         for lock in all {
@@ -1479,13 +1471,7 @@ impl GroupCoordinator {
     /// loses each offset a retention period after its commit. A group left with nothing is
     /// deleted.
     async fn expire_offsets(&self) {
-        let all: Vec<Arc<Mutex<Group>>> = self
-            .groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let all = self.all_groups();
         let now = (self.now)();
         let retention = self.settings.offsets_retention_ms;
         for lock in all {

@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+/// Failed heartbeats in a row after which the fleet view shrinks to this agent alone.
+const STALE_HEARTBEATS: u32 = 6;
+
 /// This agent's view of the fleet.
 pub struct Fleet {
     me: AgentInfo,
@@ -112,8 +115,12 @@ impl Fleet {
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let fleet = self.clone();
+        // Without answers for this long the last known fleet may list dead agents as
+        // leaders; this agent then answers for itself alone until heartbeats work again.
+        let stale_after = interval * STALE_HEARTBEATS;
         tokio::spawn(async move {
             let mut failing = false;
+            let mut last_ok = tokio::time::Instant::now();
             loop {
                 match metadata.agent_heartbeat(fleet.me.clone()).await {
                     Ok(agents) => {
@@ -121,13 +128,16 @@ impl Fleet {
                             info!("agent heartbeats reach the metadata service again");
                             failing = false;
                         }
+                        last_ok = tokio::time::Instant::now();
                         fleet.set(agents);
                     }
                     Err(e) => {
-                        // Keep serving with the last known fleet.
                         if !failing {
                             warn!(error = %e, "agent heartbeat failed");
                             failing = true;
+                        }
+                        if last_ok.elapsed() > stale_after {
+                            fleet.set(Vec::new());
                         }
                     }
                 }

@@ -100,8 +100,6 @@ async fn retries_on_another_agent_are_stored_once() {
     let code = |e: ResponseError| e.code();
     let gap = produce(&mut a, batch(pid, 0, 9, &["x"], false)).await;
     assert_eq!(gap.0, code(ResponseError::OutOfOrderSequenceNumber));
-    let stranger = produce(&mut a, batch(pid + 1000, 0, 7, &["x"], false)).await;
-    assert_eq!(stranger.0, code(ResponseError::UnknownProducerId));
     // A bumped epoch restarts at sequence 0; the old epoch is then fenced.
     assert_eq!(
         produce(&mut a, batch(pid, 1, 0, &["f"], false)).await,
@@ -111,6 +109,18 @@ async fn retries_on_another_agent_are_stored_once() {
     assert_eq!(stale.0, code(ResponseError::InvalidProducerEpoch));
     let txn = produce(&mut a, batch(pid, 1, 1, &["x"], true)).await;
     assert_eq!(txn.0, code(ResponseError::InvalidTxnState));
+    // A transactional batch behind a plain idempotent one is refused too.
+    let mixed = Bytes::from(
+        [
+            batch(pid, 1, 1, &["y"], false),
+            batch(pid, 1, 2, &["z"], true),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        produce(&mut a, mixed).await.0,
+        code(ResponseError::InvalidTxnState)
+    );
     // Plain batches still work beside idempotent ones.
     assert_eq!(
         produce(&mut a, batch(-1, -1, -1, &["g"], false)).await,

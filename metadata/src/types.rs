@@ -96,9 +96,6 @@ pub enum ProducerRejection {
     OutOfOrderSequence,
     /// An older epoch of a producer that has moved on (INVALID_PRODUCER_EPOCH).
     InvalidProducerEpoch,
-    /// No state for the producer and the sequence does not start at 0
-    /// (UNKNOWN_PRODUCER_ID: the client bumps its epoch and starts over).
-    UnknownProducerId,
 }
 
 /// The single call an agent makes after uploading a WAL object.

@@ -174,10 +174,6 @@ fn append_error_code(e: &AppendError) -> (ResponseError, String) {
                 ResponseError::InvalidProducerEpoch,
                 "the producer has a newer epoch".into(),
             ),
-            ProducerRejection::UnknownProducerId => (
-                ResponseError::UnknownProducerId,
-                "no state for this producer".into(),
-            ),
         },
     }
 }

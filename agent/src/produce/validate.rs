@@ -39,7 +39,7 @@ fn producer_of(headers: &[BatchHeader]) -> Result<Option<ProducerBatch>, (Respon
         }
         return Ok(None);
     }
-    if first.is_transactional() {
+    if headers.iter().any(BatchHeader::is_transactional) {
         return Err((
             ResponseError::InvalidTxnState,
             "transactions are not supported yet".into(),

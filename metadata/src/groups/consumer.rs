@@ -369,6 +369,14 @@ impl ConsumerGroup {
             if member_id.is_empty() {
                 member_id = uuid::Uuid::new_v4().to_string();
             }
+            // Checked before anything moves: a static takeover keeps the count.
+            let takeover = instance.is_some_and(|i| self.statics.contains_key(i));
+            if !takeover
+                && !self.members.contains_key(&member_id)
+                && self.members.len() >= limits.max_size
+            {
+                return Err(fail(GroupError::GroupMaxSizeReached, "the group is full"));
+            }
             let mut inherited = None;
             if let Some(i) = instance {
                 if let Some(old) = self.statics.get(i).cloned() {
@@ -392,9 +400,6 @@ impl ConsumerGroup {
                 if !m.assigned.is_empty() || !m.revoking.is_empty() {
                     self.remove(&member_id);
                 }
-            }
-            if !self.members.contains_key(&member_id) && self.members.len() >= limits.max_size {
-                return Err(fail(GroupError::GroupMaxSizeReached, "the group is full"));
             }
             let fresh = inherited.is_none() && !self.members.contains_key(&member_id);
             let m = inherited.unwrap_or(ConsumerMember {
@@ -534,6 +539,13 @@ impl ConsumerGroup {
         topics: &[TopicInfo],
     ) -> (ConsumerHeartbeatResult, bool) {
         let id = match instance.and_then(|i| self.statics.get(i)) {
+            // Another incarnation may not make the live one leave.
+            Some(owner) if !req.member_id.is_empty() && *owner != req.member_id => {
+                return (
+                    fail(GroupError::FencedInstanceId, "instance id fenced"),
+                    false,
+                );
+            }
             Some(owner) => owner.clone(),
             None => req.member_id.clone(),
         };

@@ -14,7 +14,7 @@ mod router;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -459,7 +459,6 @@ impl Group {
             info!(group = %self.id, member = %id, "member did not rejoin in time; removed");
             self.remove_member(&id);
         }
-        self.pending.clear();
         self.generation = self.generation.wrapping_add(1).max(1);
         if self.members.is_empty() {
             self.protocol_name = None;
@@ -609,6 +608,9 @@ pub struct GroupCoordinator {
     topics: Mutex<(i64, Arc<Vec<TopicInfo>>)>,
     rebalances: AtomicU64,
     offset_commits: AtomicU64,
+    /// Set when this process lost (or gave up) the coordinator lease: the timers stop, nothing
+    /// more is written, and parked calls are told to find the coordinator again.
+    stopped: AtomicBool,
 }
 
 /// A locked group whose generation (or KIP-848 group epoch) moves are counted as rebalances
@@ -687,6 +689,7 @@ impl GroupCoordinator {
             topics: Mutex::new((i64::MIN, Arc::new(Vec::new()))),
             rebalances: AtomicU64::new(0),
             offset_commits: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&c);
         tokio::spawn(async move {
@@ -694,6 +697,9 @@ impl GroupCoordinator {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let Some(c) = weak.upgrade() else { return };
+                if c.is_stopped() {
+                    return;
+                }
                 c.tick().await;
                 let t = (c.now)();
                 if t - last_expiry >= c.settings.retention_check_interval_ms {
@@ -744,6 +750,29 @@ impl GroupCoordinator {
         s
     }
 
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Stops this coordinator for good (its lease is gone): no timer runs and nothing is
+    /// written any more, and every parked JoinGroup and SyncGroup is answered with
+    /// COORDINATOR_NOT_AVAILABLE, so its member asks the new coordinator, which reloaded the
+    /// groups from the store.
+    pub async fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        for lock in self.all_groups() {
+            let mut g = lock.lock().await;
+            for (id, m) in g.members.iter_mut() {
+                if let Some(w) = m.join_waiter.take() {
+                    let _ = w.send(join_error(GroupError::CoordinatorNotAvailable, id));
+                }
+                if let Some(w) = m.sync_waiter.take() {
+                    let _ = w.send(sync_error(GroupError::CoordinatorNotAvailable));
+                }
+            }
+        }
+    }
+
     /// Every group's lock (a snapshot: groups may come and go meanwhile).
     fn all_groups(&self) -> Vec<Arc<Mutex<Group>>> {
         self.groups
@@ -779,6 +808,9 @@ impl GroupCoordinator {
     }
 
     async fn persist(&self, g: &Group) {
+        if self.is_stopped() {
+            return;
+        }
         if let Err(e) = self.store.save_group(&g.record()).await {
             // The in-memory state stays authoritative; a restart falls back to the last
             // state written, and members then rejoin.
@@ -871,7 +903,7 @@ impl GroupCoordinator {
         let now = (self.now)();
         let lock = self.get_or_create(&req.group_id);
         let mut g = self.counted(&lock).await;
-        if g.dead {
+        if g.dead || self.is_stopped() {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         if let Some(c) = &g.consumer {
@@ -1188,7 +1220,7 @@ impl GroupCoordinator {
             }
         };
         let g = lock.lock().await;
-        if g.dead {
+        if g.dead || self.is_stopped() {
             return Some(GroupError::CoordinatorNotAvailable);
         }
         if let Some(c) = &g.consumer {
@@ -1345,6 +1377,9 @@ impl GroupCoordinator {
             return Some(GroupError::GroupIdNotFound);
         };
         let mut g = lock.lock().await;
+        if self.is_stopped() {
+            return Some(GroupError::CoordinatorNotAvailable);
+        }
         if g.dead {
             return Some(GroupError::GroupIdNotFound);
         }
@@ -1372,6 +1407,9 @@ impl GroupCoordinator {
             return (Some(GroupError::GroupIdNotFound), Vec::new());
         };
         let g = lock.lock().await;
+        if self.is_stopped() {
+            return (Some(GroupError::CoordinatorNotAvailable), Vec::new());
+        }
         if g.dead {
             return (Some(GroupError::GroupIdNotFound), Vec::new());
         }
@@ -1471,6 +1509,9 @@ impl GroupCoordinator {
     /// loses each offset a retention period after its commit. A group left with nothing is
     /// deleted.
     async fn expire_offsets(&self) {
+        if self.is_stopped() {
+            return;
+        }
         let all = self.all_groups();
         let now = (self.now)();
         let retention = self.settings.offsets_retention_ms;
@@ -1545,7 +1586,7 @@ impl GroupCoordinator {
             }
         };
         let mut g = self.counted(&lock).await;
-        if g.dead {
+        if g.dead || self.is_stopped() {
             return refuse(
                 GroupError::CoordinatorNotAvailable,
                 "group was just removed",

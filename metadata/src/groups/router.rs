@@ -79,7 +79,9 @@ impl GroupRouter {
             }
             warn!("group coordinator lease lost; stepping down");
             *self.coordinator.write().unwrap_or_else(|e| e.into_inner()) = None;
-            *leading = None;
+            if let Some(l) = leading.take() {
+                l.coordinator.stop().await;
+            }
         }
         let lease = match self.store.lead_groups().await {
             Ok(Some(l)) => l,
@@ -122,7 +124,7 @@ impl GroupRouter {
         let mut leading = self.leading.lock().await;
         *self.coordinator.write().unwrap_or_else(|e| e.into_inner()) = None;
         if let Some(l) = leading.take() {
-            drop(l.coordinator);
+            l.coordinator.stop().await;
             drop(l.lease);
             info!("group coordinator lease released");
         }

@@ -884,3 +884,43 @@ async fn stats_count_groups_members_rebalances_and_commits() {
     assert_eq!(s.groups, want);
     assert_eq!((s.members, s.rebalances, s.offset_commits), (3, 3, 2));
 }
+
+#[tokio::test]
+async fn a_stopped_coordinator_releases_parked_calls_and_writes_nothing() {
+    let f = Fixture::new().await;
+    let (a, _b) = stable_pair(&f, "g").await;
+    // C joins: the group prepares a rebalance and C's join is parked.
+    let (_c, hc) = f.new_member("g").await;
+    let before = f.store.load_groups().await.expect("load");
+    f.c.stop().await;
+    let parked = done(hc).await;
+    assert_eq!(parked.error, Some(GroupError::CoordinatorNotAvailable));
+    assert_eq!(
+        f.commit("g", &a, 2, 99).await,
+        Some(GroupError::CoordinatorNotAvailable)
+    );
+    let j = f.c.join(f.join_req("g", &a, &[("range", b"m")])).await;
+    assert_eq!(j.error, Some(GroupError::CoordinatorNotAvailable));
+    // Timers no longer run: far past every timeout, the stored state is untouched.
+    f.advance(10 * i64::from(REBALANCE));
+    f.c.tick().await;
+    f.c.expire_offsets().await;
+    assert_eq!(f.store.load_groups().await.expect("load"), before);
+    assert!(f.store.fetch_offsets("g").await.expect("fetch").is_empty());
+}
+
+#[tokio::test]
+async fn kip848_a_static_leave_from_another_incarnation_is_fenced() {
+    let f = Fixture::new().await;
+    f.topic6().await;
+    let mut join = consumer_hb("s", "live", 0);
+    join.instance_id = Some("i".into());
+    assert_eq!(f.chb(join).await.error, None);
+    let mut zombie = consumer_hb("s", "zombie", -1);
+    zombie.instance_id = Some("i".into());
+    assert_eq!(
+        f.chb(zombie).await.error,
+        Some(GroupError::FencedInstanceId)
+    );
+    assert_eq!(f.c.consumer_describe("s").await.members.len(), 1);
+}

@@ -308,16 +308,13 @@ enum Verdict {
     Reject(ProducerRejection),
 }
 
-/// Kafka's rules (`ProducerStateManager`): a newer epoch starts at sequence 0, an older one
-/// is fenced, a repeat of one of the latest appends is a duplicate, anything else must follow
-/// the last sequence (which wraps from `i32::MAX` to 0).
+/// Kafka's rules (`ProducerAppendInfo.checkSequence`): without state for the producer any
+/// sequence is accepted (KIP-360: its state may be gone with a deleted topic); a newer epoch
+/// starts at sequence 0, an older one is fenced, a repeat of one of the latest appends is a
+/// duplicate, anything else must follow the last sequence (which wraps from `i32::MAX` to 0).
 fn check_sequence(state: Option<&ProducerState>, b: &ProducerBatch) -> Verdict {
     let Some(s) = state else {
-        return if b.first_sequence == 0 {
-            Verdict::Append
-        } else {
-            Verdict::Reject(ProducerRejection::UnknownProducerId)
-        };
+        return Verdict::Append;
     };
     if b.producer_epoch < s.epoch {
         return Verdict::Reject(ProducerRejection::InvalidProducerEpoch);

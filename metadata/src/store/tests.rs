@@ -1143,7 +1143,8 @@ async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
         }]
     );
     assert_eq!(hwm(store.as_ref(), "t", 0).await, 7);
-    // A gap, an unknown producer starting mid-way, and a stale epoch after a bump.
+    // A gap, a producer without state starting mid-way (accepted, as in Kafka: KIP-360), and
+    // a stale epoch after a bump.
     let r = commit("o4", vec![idempotent(t.id, 1, pid, 0, 9)]).await;
     assert_eq!(
         r,
@@ -1152,12 +1153,9 @@ async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
         )]
     );
     let r = commit("o5", vec![idempotent(t.id, 1, other, 0, 4)]).await;
-    assert_eq!(
-        r,
-        vec![ChunkOutcome::Rejected(ProducerRejection::UnknownProducerId)]
-    );
-    let r = commit("o6", vec![idempotent(t.id, 1, pid, 1, 0)]).await;
     assert_eq!(r, vec![committed(7)]);
+    let r = commit("o6", vec![idempotent(t.id, 1, pid, 1, 0)]).await;
+    assert_eq!(r, vec![committed(8)]);
     let r = commit("o7", vec![idempotent(t.id, 1, pid, 0, 5)]).await;
     assert_eq!(
         r,
@@ -1169,12 +1167,19 @@ async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
     let r = commit(
         "o8",
         vec![
-            idempotent(t.id, 1, other, 0, 0),
-            idempotent(t.id, 1, other, 0, 1),
+            idempotent(t.id, 1, other, 0, 5),
+            idempotent(t.id, 1, other, 0, 6),
         ],
     )
     .await;
-    assert_eq!(r, vec![committed(8), committed(9)]);
+    assert_eq!(r, vec![committed(9), committed(10)]);
+    let r = commit("o8b", vec![idempotent(t.id, 1, other, 0, 9)]).await;
+    assert_eq!(
+        r,
+        vec![ChunkOutcome::Rejected(
+            ProducerRejection::OutOfOrderSequence
+        )]
+    );
     // The state is durable, and a retried object key still answers its recorded outcomes.
     drop(store);
     h.reopen().await;
@@ -1194,7 +1199,7 @@ async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
         .commit_objects(&[object("o9", vec![idempotent(t.id, 1, pid, 1, 1)])], NOW)
         .await
         .unwrap();
-    assert_eq!(r.0[0].chunks, vec![committed(10)]);
+    assert_eq!(r.0[0].chunks, vec![committed(11)]);
     let r = store
         .commit_objects(&[object("o10", vec![idempotent(t.id, 1, pid, 1, 1)])], NOW)
         .await
@@ -1202,7 +1207,7 @@ async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
     assert_eq!(
         r.0[0].chunks,
         vec![ChunkOutcome::Duplicate {
-            base_offset: 10,
+            base_offset: 11,
             log_start_offset: 0
         }]
     );

@@ -66,12 +66,11 @@ async fn two_agents_share_topics_and_data() {
     assert_eq!(t.partitions.len(), 2);
     // Both agents are in the fleet (no zones: every agent is listed), and every partition is
     // led by a listed agent. A learns of B at its next heartbeat.
-    let mut brokers = Vec::new();
     for c in [&mut ca, &mut cb] {
         let deadline = Instant::now() + support::client::IO_TIMEOUT;
-        loop {
+        let brokers = loop {
             let md = c.metadata(Some(&["shared"]), false).await;
-            brokers = md.brokers.iter().map(|b| b.node_id.0).collect::<Vec<_>>();
+            let mut brokers = md.brokers.iter().map(|b| b.node_id.0).collect::<Vec<_>>();
             brokers.sort();
             if brokers == [1, 2] || Instant::now() > deadline {
                 let leaders: Vec<i32> = md.topics[0]
@@ -80,10 +79,10 @@ async fn two_agents_share_topics_and_data() {
                     .map(|p| p.leader_id.0)
                     .collect();
                 assert!(leaders.iter().all(|l| [1, 2].contains(l)), "{leaders:?}");
-                break;
+                break brokers;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        };
         assert_eq!(brokers, vec![1, 2], "every live agent is listed");
     }
 

@@ -661,15 +661,26 @@ def test_kip848_metadata_restart_keeps_offsets_and_members(cluster_factory, monk
         a.c.subscribe([topic])
         b.c.subscribe([topic])
         pump = _pump_all(a, b)
-        _wait(pump, lambda: _split_ok([a.parts(), b.parts()], every, [2, 2])
-              and len(a.records) + len(b.records) >= 40, 45,
-              lambda: f"{_state(a=a, b=b)}, records {len(a.records) + len(b.records)}")
-        for m in (a, b):
+        want = {p: len(offs) for p, offs in before.items()}
+
+        def ends_of(m) -> dict[int, int]:
+            """What `m` has read of the partitions it owns now (the first member may have
+            read everything before the second one took half of it)."""
             ends: dict[int, int] = {}
             for _, p, o in m.records:
-                ends[p] = max(ends.get(p, -1), o + 1)
-            _commit(m.c, topic, ends)
-        want = {p: len(offs) for p, offs in before.items()}
+                if p in m.parts():
+                    ends[p] = max(ends.get(p, -1), o + 1)
+            return ends
+
+        def caught_up() -> bool:
+            return all(ends_of(m).get(p, 0) == want.get(p, 0) for m in (a, b) for p in m.parts())
+
+        _wait(pump, lambda: _split_ok([a.parts(), b.parts()], every, [2, 2]) and caught_up(), 45,
+              lambda: f"{_state(a=a, b=b)}, records {len(a.records) + len(b.records)}")
+        for m in (a, b):
+            ends = ends_of(m)
+            if ends:
+                _commit(m.c, topic, ends)
         assert _committed(bs, group, topic, every) == {p: want.get(p, -1001) for p in every}
         ids = {a.c.memberid(), b.c.memberid()}
         pa, pb = a.parts(), b.parts()
@@ -723,15 +734,18 @@ def test_kip848_metadata_restart_keeps_offsets_and_members(cluster_factory, monk
         # New records after the restart: each read exactly once, none of the old ones again.
         count = lambda: sum(len(m.records) for m in (a, b, c))  # noqa: E731
         n0 = count()
+        marks = {id(m): len(m.records) for m in (a, b, c)}
         after = _produce(bs, topic, 40, "after")
         _wait(pump, lambda: count() >= n0 + 40, 45, lambda: f"{count() - n0} of 40 new records")
         end = time.monotonic() + 2
         while time.monotonic() < end:
             pump()
-        got = sorted((p, o) for m in (a, b, c) for _, p, o in m.records)
-        want_all = sorted([(p, o) for p, lst in before.items() for o in lst]
-                          + [(p, o) for p, lst in after.items() for o in lst])
-        assert got == want_all, f"{len(got)} records, want {len(want_all)}"
+        # Read since the restart: exactly the new records, each once (committed offsets held;
+        # before the restart a partition that moved before its first commit is re-read from
+        # the beginning, as in Kafka, so that phase is checked by its commits above).
+        got = sorted((p, o) for m in (a, b, c) for _, p, o in m.records[marks[id(m)]:])
+        want_new = sorted((p, o) for p, lst in after.items() for o in lst)
+        assert got == want_new, f"{len(got)} records since the restart, want {len(want_new)}"
     finally:
         for m in members:
             m.close()

@@ -290,6 +290,13 @@ struct GroupFlags {
         default_value_t = 5_000
     )]
     group_consumer_heartbeat_interval_ms: i32,
+    /// producer.id.expiration.ms: an idempotent producer idle this long is forgotten.
+    #[arg(
+        long,
+        env = "FLOE_PRODUCER_ID_EXPIRATION_MS",
+        default_value_t = 86_400_000
+    )]
+    producer_id_expiration_ms: u64,
 }
 
 impl GroupFlags {
@@ -306,6 +313,9 @@ impl GroupFlags {
             || self.group_consumer_session_timeout_ms <= self.group_consumer_heartbeat_interval_ms
         {
             bail!("need 0 < --group-consumer-heartbeat-interval-ms < --group-consumer-session-timeout-ms");
+        }
+        if self.producer_id_expiration_ms < 60_000 {
+            bail!("--producer-id-expiration-ms must be at least 60000");
         }
         if self.group_max_size == 0 {
             bail!("--group-max-size must be at least 1");
@@ -324,6 +334,7 @@ impl GroupFlags {
                 consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
                 consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             },
+            producer_expiration: std::time::Duration::from_millis(self.producer_id_expiration_ms),
             ..ServiceSettings::default()
         })
     }

@@ -125,6 +125,9 @@ pub struct ServiceSettings {
     pub groups: GroupSettings,
     /// How long an agent stays in Metadata answers after its last heartbeat.
     pub agent_timeout: Duration,
+    /// Kafka's `producer.id.expiration.ms`: an idempotent producer idle this long is
+    /// forgotten (checked hourly).
+    pub producer_expiration: Duration,
     /// This process's metadata API address (`http://10.0.0.5:9091`), where the others
     /// forward group calls when this process coordinates groups. Needed when several
     /// processes share a PostgreSQL database.
@@ -138,6 +141,7 @@ impl Default for ServiceSettings {
             groups: GroupSettings::default(),
             advertise_url: None,
             agent_timeout: Duration::from_secs(6),
+            producer_expiration: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -214,6 +218,7 @@ impl MetadataService {
         });
         service.spawn_change_relay().await?;
         service.refresh_from_store().await?;
+        service.spawn_producer_expiry();
         Ok(service)
     }
 
@@ -293,6 +298,26 @@ impl MetadataService {
         self.closing
             .store(true, std::sync::atomic::Ordering::Release);
         self.changed.send_modify(|_| {});
+    }
+
+    /// Forgets idle idempotent producers once an hour (every metadata process does it; the
+    /// deletes are idempotent).
+    fn spawn_producer_expiry(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                let Some(s) = weak.upgrade() else { return };
+                let keep =
+                    i64::try_from(s.settings.producer_expiration.as_millis()).unwrap_or(i64::MAX);
+                let before = (s.now_ms)().saturating_sub(keep);
+                match s.store.expire_producers(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(states = n, "expired idle idempotent producers"),
+                    Err(e) => tracing::warn!(error = %e, "expiring producers failed"),
+                }
+            }
+        });
     }
 
     /// A group call as the HTTP API receives it: `forwarded` when another metadata process

@@ -156,6 +156,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Removes an agent that is shutting down, if `instance` is still the registered one.
     async fn remove_agent(&self, node_id: i32, instance: &str) -> Result<()>;
 
+    /// Forgets idempotent producers idle since before `before_ms` (Kafka's
+    /// `producer.id.expiration.ms`): their per-partition states and then their ids. Returns
+    /// the partition states removed.
+    async fn expire_producers(&self, before_ms: i64) -> Result<u64>;
+
     /// Every committed offset of a live topic with its lag behind the high watermark:
     /// `(group, topic name, partition, lag)`, lag never below zero.
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>>;

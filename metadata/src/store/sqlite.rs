@@ -772,6 +772,23 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
+    async fn expire_producers(&self, before_ms: i64) -> Result<u64> {
+        let states = sqlx::query("DELETE FROM producer_partitions WHERE updated_at_ms < ?")
+            .bind(before_ms)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "DELETE FROM producers WHERE created_at_ms < ? AND transactional_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM producer_partitions s
+                               WHERE s.producer_id = producers.producer_id)",
+        )
+        .bind(before_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(states)
+    }
+
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>> {
         Ok(sqlx::query_as(super::plan::CONSUMER_LAG_SQL)
             .fetch_all(&self.reader)

@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
+    idle_producers_expire,
     idempotent_producers_are_deduplicated_and_fenced,
     a_partition_named_twice_keeps_its_last_offset,
     consumer_lag_is_high_watermark_minus_committed,
@@ -1211,4 +1212,34 @@ async fn idempotent_producers_are_deduplicated_and_fenced<H: Harness>() {
             log_start_offset: 0
         }]
     );
+}
+
+async fn idle_producers_expire<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    let pid = store.new_producer_id(NOW).await.unwrap();
+    let commit = |key: &str, first: i32, now: i64| {
+        let store = store.clone();
+        let o = object(key, vec![idempotent(t.id, 1, pid, 0, first)]);
+        async move {
+            store
+                .commit_objects(&[o], now)
+                .await
+                .unwrap()
+                .0
+                .remove(0)
+                .chunks
+        }
+    };
+    assert_eq!(commit("o1", 0, NOW).await, vec![committed(0)]);
+    // Not idle long enough: kept, so a retry is still a duplicate.
+    assert_eq!(store.expire_producers(NOW).await.unwrap(), 0);
+    assert!(matches!(
+        commit("o2", 0, NOW).await[0],
+        ChunkOutcome::Duplicate { .. }
+    ));
+    // Idle past the cut: forgotten; the producer may then go on at any sequence (KIP-360).
+    assert_eq!(store.expire_producers(NOW + 1).await.unwrap(), 1);
+    assert_eq!(commit("o3", 7, NOW + 2).await, vec![committed(1)]);
 }

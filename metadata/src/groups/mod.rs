@@ -540,6 +540,19 @@ impl Group {
         }
     }
 
+    /// Checks a call naming a member of a generation (SyncGroup, Heartbeat, OffsetCommit):
+    /// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION.
+    fn check_member_generation(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Option<GroupError> {
+        let instance = instance.filter(|i| !i.is_empty());
+        self.check_member(member_id, instance)
+            .or((generation != self.generation).then_some(GroupError::IllegalGeneration))
+    }
+
     /// Checks a call naming a member: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID.
     fn check_member(&self, member_id: &str, instance: Option<&str>) -> Option<GroupError> {
         if let Some(i) = instance {
@@ -1060,12 +1073,10 @@ impl GroupCoordinator {
                 });
             };
             let mut g = lock.lock().await;
-            let instance = req.group_instance_id.as_deref().filter(|i| !i.is_empty());
-            if let Some(e) = g.check_member(&req.member_id, instance) {
+            let instance = req.group_instance_id.as_deref();
+            if let Some(e) = g.check_member_generation(&req.member_id, instance, req.generation_id)
+            {
                 return sync_error(e);
-            }
-            if req.generation_id != g.generation {
-                return sync_error(GroupError::IllegalGeneration);
             }
             let mismatch = |want: &Option<String>, have: &Option<String>| {
                 want.as_ref().is_some_and(|w| Some(w) != have.as_ref())
@@ -1137,12 +1148,9 @@ impl GroupCoordinator {
             });
         };
         let mut g = lock.lock().await;
-        let instance = req.group_instance_id.as_deref().filter(|i| !i.is_empty());
-        if let Some(e) = g.check_member(&req.member_id, instance) {
+        let instance = req.group_instance_id.as_deref();
+        if let Some(e) = g.check_member_generation(&req.member_id, instance, req.generation_id) {
             return Some(e);
-        }
-        if req.generation_id != g.generation {
-            return Some(GroupError::IllegalGeneration);
         }
         let now = (self.now)();
         if let Some(m) = g.members.get_mut(&req.member_id) {
@@ -1240,12 +1248,10 @@ impl GroupCoordinator {
                 return Some(GroupError::UnknownMemberId);
             }
         } else {
-            let instance = req.group_instance_id.as_deref().filter(|i| !i.is_empty());
-            if let Some(e) = g.check_member(&req.member_id, instance) {
+            let instance = req.group_instance_id.as_deref();
+            if let Some(e) = g.check_member_generation(&req.member_id, instance, req.generation_id)
+            {
                 return Some(e);
-            }
-            if req.generation_id != g.generation {
-                return Some(GroupError::IllegalGeneration);
             }
             if g.state == State::CompletingRebalance {
                 return Some(GroupError::RebalanceInProgress);

@@ -164,9 +164,19 @@ struct AgentFlags {
     /// Seal the open WAL object at this many bytes.
     #[arg(long, env = "FLOE_FLUSH_BYTES")]
     flush_bytes: Option<usize>,
-    /// Fetch cache budget in bytes.
+    /// Zone cache budget for blocks of recently written objects, in bytes.
     #[arg(long, env = "FLOE_CACHE_BYTES")]
     cache_bytes: Option<u64>,
+    /// Zone cache budget for older blocks read by consumers catching up, in bytes.
+    #[arg(long, env = "FLOE_CATCHUP_CACHE_BYTES")]
+    catchup_cache_bytes: Option<u64>,
+    /// Zone cache peer endpoint (agent to agent), host:port, or `off` to cache alone.
+    /// Agents default to the --listen address with a free port.
+    #[arg(long, env = "FLOE_CACHE_LISTEN")]
+    cache_listen: Option<String>,
+    /// host:port other agents reach the zone cache at (defaults to the advertised host).
+    #[arg(long, env = "FLOE_CACHE_ADVERTISE")]
+    cache_advertise: Option<String>,
     /// Kafka's auto.create.topics.enable.
     #[arg(long, env = "FLOE_AUTO_CREATE_TOPICS_ENABLE")]
     auto_create_topics_enable: Option<bool>,
@@ -204,6 +214,12 @@ impl AgentFlags {
         }
         if let Some(v) = self.cache_bytes {
             c.cache_bytes = v;
+        }
+        if let Some(v) = self.catchup_cache_bytes {
+            c.catchup_cache_bytes = v;
+        }
+        if let Some(v) = &self.cache_advertise {
+            c.cache_advertise = Some(v.clone());
         }
         if let Some(v) = self.auto_create_topics_enable {
             c.auto_create_topics_enable = v;
@@ -421,6 +437,14 @@ fn load_agent_config(path: Option<&PathBuf>, flags: &AgentFlags) -> Result<Agent
         None => AgentConfig::default(),
     };
     flags.apply(&mut cfg);
+    cfg.cache_listen = match flags.cache_listen.as_deref().map(str::trim) {
+        Some("off") => None,
+        Some(addr) => Some(
+            addr.parse()
+                .with_context(|| format!("--cache-listen {addr:?}: expected host:port or off"))?,
+        ),
+        None => cfg.cache_listen,
+    };
     cfg.validate()?;
     Ok(cfg)
 }
@@ -664,6 +688,11 @@ async fn metadata(args: MetadataArgs) -> Result<()> {
 
 async fn agent(args: AgentArgs) -> Result<()> {
     let mut cfg = load_agent_config(args.config.as_ref(), &args.agent)?;
+    if cfg.cache_listen.is_none() && args.agent.cache_listen.is_none() {
+        // Agents share their zone's cache unless told not to; a free port keeps several
+        // agents on one host apart (deployments pin the port their firewall opens).
+        cfg.cache_listen = Some(SocketAddr::new(cfg.listen.ip(), 0));
+    }
     if cfg.zone.is_none() {
         // On EC2 the zone comes from IMDSv2; elsewhere this gives up within a second.
         cfg.zone = floe_common::imds::availability_zone().await;

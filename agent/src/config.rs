@@ -34,8 +34,17 @@ pub struct AgentConfig {
     /// Produce bytes buffered or uploading but not yet acknowledged, across all
     /// connections; producers wait beyond it. Bounds agent memory under load.
     pub max_inflight_produce_bytes: usize,
-    /// Memory budget of the fetch cache of record chunks.
+    /// Memory budget of the zone cache for blocks of recently written objects (the tail).
     pub cache_bytes: u64,
+    /// Memory budget of the zone cache for older blocks read by consumers catching up, kept
+    /// apart so that they cannot evict the tail.
+    pub catchup_cache_bytes: u64,
+    /// Address of the zone cache's peer endpoint (agent to agent). `None`: this agent caches
+    /// alone and other agents of its zone do not use it.
+    pub cache_listen: Option<SocketAddr>,
+    /// `host:port` other agents reach the peer endpoint at; defaults to the advertised Kafka
+    /// host with the bound cache port.
+    pub cache_advertise: Option<String>,
     /// Kafka's `auto.create.topics.enable`.
     pub auto_create_topics_enable: bool,
     /// Kafka's `num.partitions`: partitions of auto-created topics.
@@ -68,6 +77,9 @@ impl Default for AgentConfig {
             max_inflight_requests_per_connection: 1000,
             max_inflight_produce_bytes: 256 * 1024 * 1024,
             cache_bytes: 512 * 1024 * 1024,
+            catchup_cache_bytes: 256 * 1024 * 1024,
+            cache_listen: None,
+            cache_advertise: None,
             auto_create_topics_enable: true,
             num_partitions: 1,
             message_max_bytes: 1_048_588,
@@ -118,7 +130,31 @@ impl AgentConfig {
                 return bad("advertise must be host:port");
             }
         }
+        if let Some(adv) = &self.cache_advertise {
+            if parse_host_port(adv).is_none() {
+                return bad("cache_advertise must be host:port");
+            }
+        }
+        // A block must fit, or every read of it would go to the object store.
+        let block = crate::fetch::cache::BLOCK_BYTES;
+        if self.cache_bytes < block || self.catchup_cache_bytes < block {
+            return bad("cache_bytes and catchup_cache_bytes must be at least 4 MiB (one block)");
+        }
         Ok(())
+    }
+
+    /// The URL other agents reach the zone cache at, given the port the endpoint bound.
+    pub fn cache_url(&self, bound_port: u16) -> String {
+        let (host, port) = self
+            .cache_advertise
+            .as_deref()
+            .and_then(parse_host_port)
+            .unwrap_or_else(|| (self.advertised().0, i32::from(bound_port)));
+        if host.contains(':') {
+            format!("http://[{host}]:{port}")
+        } else {
+            format!("http://{host}:{port}")
+        }
     }
 
     /// The advertised host and port.

@@ -112,11 +112,18 @@ pub async fn serve(
                     .map(|c| c.to_string())
                     .unwrap_or_default();
                 let span = info_span!("request", api = ?key, version, correlation_id = header.correlation_id, client_id = %client_id, %peer);
-                let client = dispatch::ClientInfo {
-                    zone: crate::zone::zone_from_client_id(&client_id)
+                let host = format!("/{}", peer.ip());
+                // client.rack (remembered from the client's Fetches) wins, then client.id,
+                // then the address ranges.
+                let zone = match ctx.racks.of(&host, &client_id).await {
+                    Some(rack) => Some(rack),
+                    None => crate::zone::zone_from_client_id(&client_id)
                         .or_else(|| ctx.zone_map.lookup(peer.ip()))
                         .map(str::to_string),
-                    host: format!("/{}", peer.ip()),
+                };
+                let client = dispatch::ClientInfo {
+                    zone,
+                    host,
                     id: client_id,
                 };
                 let pending = dispatch::start(ctx.clone(), *request, version, span, client).await;

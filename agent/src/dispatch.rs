@@ -110,6 +110,9 @@ pub struct Ctx {
     pub fleet: Arc<crate::fleet::Fleet>,
     /// Zones of client address ranges (`client_zone_cidrs`).
     pub zone_map: crate::zone::ZoneMap,
+    /// The `client.rack` each client (address and client.id) last sent in a Fetch, so that
+    /// its Metadata requests, which carry no rack, are answered for its zone too.
+    pub racks: crate::zone::Racks,
 }
 
 impl Ctx {
@@ -195,7 +198,7 @@ pub async fn start(
         }
         RequestKind::Fetch(req) => async move {
             Some(ResponseKind::Fetch(
-                fetch::handle::handle(&ctx, req, version, client.zone).await,
+                fetch::handle::handle(&ctx, req, version, &client).await,
             ))
         }
         .boxed(),

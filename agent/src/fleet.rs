@@ -79,6 +79,15 @@ impl Fleet {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The live agents of `zone` (none when it has none).
+    pub fn in_zone(&self, zone: &str) -> Vec<AgentInfo> {
+        self.agents()
+            .iter()
+            .filter(|a| a.zone.as_deref() == Some(zone))
+            .cloned()
+            .collect()
+    }
+
     /// The agents a client in `zone` is told about: those of its zone, or every agent (a
     /// counted fallback) when its zone has none alive. An unknown zone gets every agent.
     pub fn for_zone(&self, zone: Option<&str>) -> Vec<AgentInfo> {
@@ -86,16 +95,42 @@ impl Fleet {
         let Some(zone) = zone else {
             return all.as_ref().clone();
         };
-        let same: Vec<AgentInfo> = all
-            .iter()
-            .filter(|a| a.zone.as_deref() == Some(zone))
-            .cloned()
-            .collect();
+        let same = self.in_zone(zone);
         if same.is_empty() {
             self.metrics.zone_fallbacks.inc();
             return all.as_ref().clone();
         }
         same
+    }
+
+    /// The agent of this agent's zone that owns block `index` of object `key` in the zone
+    /// cache (highest rendezvous score among the zone's live agents with a cache address),
+    /// when that is not this agent. Owners move only for the blocks of an agent that comes
+    /// or goes.
+    pub fn block_owner(&self, key: &str, index: u64) -> Option<AgentInfo> {
+        let all = self.agents();
+        let owner = all
+            .iter()
+            .filter(|a| {
+                a.node_id == self.me.node_id || (a.zone == self.me.zone && a.cache_url.is_some())
+            })
+            .max_by_key(|a| {
+                let score = score(&[
+                    key.as_bytes(),
+                    &index.to_be_bytes(),
+                    &a.node_id.to_be_bytes(),
+                ]);
+                (score, a.node_id)
+            })?;
+        (owner.node_id != self.me.node_id).then(|| owner.clone())
+    }
+
+    /// A fleet fixed to `me` and `others`, as if a heartbeat had answered (tests).
+    #[cfg(test)]
+    pub(crate) fn fixed(me: AgentInfo, others: Vec<AgentInfo>, metrics: Arc<Metrics>) -> Arc<Self> {
+        let fleet = Fleet::new(me, metrics);
+        fleet.set(others);
+        fleet
     }
 
     fn set(&self, mut agents: Vec<AgentInfo>) {

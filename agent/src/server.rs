@@ -19,8 +19,9 @@ use crate::config::AgentConfig;
 use crate::connection;
 use crate::dispatch::Ctx;
 use crate::error::AgentError;
-use crate::fetch::cache::ChunkCache;
+use crate::fetch::cache::{Budgets, ChunkCache};
 use crate::fetch::index::IndexCache;
+use crate::fetch::peer::PeerClient;
 use crate::fleet::Fleet;
 use crate::produce::batcher::BatcherSettings;
 use crate::produce::commit::Committer;
@@ -48,6 +49,7 @@ pub struct Agent {
     batcher_task: JoinHandle<()>,
     feed: JoinHandle<()>,
     heartbeats: JoinHandle<()>,
+    peer_endpoint: Option<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -57,11 +59,47 @@ impl Agent {
         let cluster_id = deps.metadata.cluster_id().await?;
         let catalog = Catalog::load(deps.metadata.clone()).await?;
         let index = Arc::new(IndexCache::new(deps.metadata.clone()));
-        let cache = Arc::new(ChunkCache::new(
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let mut config = config;
+        if config.advertise.is_none() && config.listen.port() == 0 {
+            // An ephemeral port (tests): advertise the one the OS picked.
+            config.advertise = Some(local_addr.to_string());
+        }
+        let cache_listener = match config.cache_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let cache_url = match &cache_listener {
+            Some(l) => Some(config.cache_url(l.local_addr()?.port())),
+            None => None,
+        };
+        let (host, port) = config.advertised();
+        let fleet = Fleet::new(
+            AgentInfo {
+                node_id: config.node_id,
+                zone: config.zone.clone(),
+                host,
+                port,
+                cache_url: cache_url.clone(),
+                instance: Uuid::new_v4().to_string(),
+                started_at_ms: floe_common::clock::system().now_ms(),
+            },
+            deps.metrics.clone(),
+        );
+        let mut cache = ChunkCache::new(
             deps.objects.clone(),
             deps.metrics.clone(),
-            config.cache_bytes,
-        ));
+            Budgets {
+                tail_bytes: config.cache_bytes,
+                catchup_bytes: config.catchup_cache_bytes,
+            },
+        );
+        if cache_listener.is_some() {
+            let client = PeerClient::new().map_err(|e| AgentError::Config(e.to_string()))?;
+            cache = cache.with_peers(fleet.clone(), client);
+        }
+        let cache = Arc::new(cache);
         let committer = Committer {
             objects: deps.objects.clone(),
             metadata: deps.metadata.clone(),
@@ -80,30 +118,18 @@ impl Agent {
             },
             committer,
         );
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
-        let mut config = config;
-        if config.advertise.is_none() && config.listen.port() == 0 {
-            // An ephemeral port (tests): advertise the one the OS picked.
-            config.advertise = Some(local_addr.to_string());
-        }
         let zone_map =
             crate::zone::ZoneMap::parse(&config.client_zone_cidrs).map_err(AgentError::Config)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let feed = catalog.spawn_feed(shutdown_rx.clone());
-        let (host, port) = config.advertised();
-        let fleet = Fleet::new(
-            AgentInfo {
-                node_id: config.node_id,
-                zone: config.zone.clone(),
-                host,
-                port,
-                cache_url: None,
-                instance: Uuid::new_v4().to_string(),
-                started_at_ms: floe_common::clock::system().now_ms(),
-            },
-            deps.metrics.clone(),
-        );
+        let peer_endpoint = cache_listener.map(|l| {
+            let router = crate::fetch::peer::router(cache.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    warn!(error = %e, "zone cache endpoint stopped");
+                }
+            })
+        });
         let heartbeats = fleet.spawn(
             deps.metadata.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
@@ -124,9 +150,10 @@ impl Agent {
             cluster_id,
             fleet,
             zone_map,
+            racks: crate::zone::Racks::default(),
         });
         let accept = tokio::spawn(accept_loop(ctx.clone(), listener, shutdown_rx));
-        info!(addr = %local_addr, node_id = ctx.config.node_id, zone = ?ctx.config.zone, "agent serving kafka");
+        info!(addr = %local_addr, node_id = ctx.config.node_id, zone = ?ctx.config.zone, cache = ?cache_url, "agent serving kafka");
         Ok(Agent {
             ctx,
             local_addr,
@@ -135,6 +162,7 @@ impl Agent {
             batcher_task,
             feed,
             heartbeats,
+            peer_endpoint,
         })
     }
 
@@ -169,6 +197,10 @@ impl Agent {
         let _ = self.batcher_task.await;
         let _ = self.feed.await;
         let _ = self.heartbeats.await;
+        // The fleet no longer lists this agent, so peers stop asking it for blocks.
+        if let Some(endpoint) = self.peer_endpoint {
+            endpoint.abort();
+        }
         info!("agent stopped");
     }
 }

@@ -30,6 +30,37 @@ pub fn rack_or(rack: Option<&str>, from_client_id: Option<String>) -> Option<Str
     }
 }
 
+/// The zones clients named in `client.rack` (Fetch v11+), by client address and client.id,
+/// remembered for a while so that their other requests are routed by it too.
+#[derive(Clone)]
+pub struct Racks(moka::future::Cache<(String, String), String>);
+
+impl Default for Racks {
+    fn default() -> Self {
+        Racks(
+            moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(30 * 60))
+                .build(),
+        )
+    }
+}
+
+impl Racks {
+    /// Remembers the rack a client sent.
+    pub async fn remember(&self, host: &str, client_id: &str, rack: &str) {
+        let key = (host.to_string(), client_id.to_string());
+        if self.0.get(&key).await.as_deref() != Some(rack) {
+            self.0.insert(key, rack.to_string()).await;
+        }
+    }
+
+    /// The rack a client last sent, if any.
+    pub async fn of(&self, host: &str, client_id: &str) -> Option<String> {
+        self.0.get(&(host.to_string(), client_id.to_string())).await
+    }
+}
+
 /// A configured map from client address ranges to zones (`10.0.0.0/20=us-east-1a`), for
 /// clients that name no zone themselves. The longest matching prefix wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

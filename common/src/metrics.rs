@@ -109,6 +109,16 @@ pub struct Metrics {
     pub cache_misses: Family<CacheLabels, Counter>,
     /// Metadata answers that listed every agent because the client's zone had none alive.
     pub zone_fallbacks: Counter,
+    /// Block bytes moved between the agents of a zone: `fetched` from a block's owner,
+    /// `served` to another agent, `pushed` to an owner on write, `push_received`.
+    pub cache_peer_bytes: Family<DirectionLabels, Counter>,
+    /// Block reads done straight from the object store because the block's owner did not
+    /// answer.
+    pub cache_peer_fallbacks: Counter,
+    /// Blocks of freshly written objects that could not be pushed to their owner.
+    pub cache_push_failures: Counter,
+    /// Fetch partitions answered with a preferred read replica in the client's zone (KIP-392).
+    pub fetch_preferred_replica: Counter,
     /// Live agents in this agent's view of the fleet.
     pub fleet_agents: Gauge,
     /// 1 while this process coordinates consumer groups.
@@ -181,6 +191,10 @@ impl Metrics {
             cache_hits: Family::default(),
             cache_misses: Family::default(),
             zone_fallbacks: Counter::default(),
+            cache_peer_bytes: Family::default(),
+            cache_peer_fallbacks: Counter::default(),
+            cache_push_failures: Counter::default(),
+            fetch_preferred_replica: Counter::default(),
             fleet_agents: Gauge::default(),
             group_coordinator_leader: Gauge::default(),
             groups: Family::default(),
@@ -293,6 +307,26 @@ impl Metrics {
             m.zone_fallbacks.clone(),
         );
         r.register(
+            "cache_peer_bytes",
+            "Block bytes between the agents of a zone (fetched, served, pushed, push_received)",
+            m.cache_peer_bytes.clone(),
+        );
+        r.register(
+            "cache_peer_fallbacks",
+            "Block reads done from the object store because the block's owner did not answer",
+            m.cache_peer_fallbacks.clone(),
+        );
+        r.register(
+            "cache_push_failures",
+            "Blocks of freshly written objects not pushed to their owner",
+            m.cache_push_failures.clone(),
+        );
+        r.register(
+            "fetch_preferred_replica",
+            "Fetch partitions answered with a preferred read replica of the client's zone (KIP-392)",
+            m.fetch_preferred_replica.clone(),
+        );
+        r.register(
             "fleet_agents",
             "Live agents in this agent's view of the fleet",
             m.fleet_agents.clone(),
@@ -355,6 +389,13 @@ impl Metrics {
         } else {
             self.cache_misses.get_or_create(&l).inc();
         }
+    }
+
+    /// Counts block bytes moved between agents of a zone.
+    pub fn peer_bytes(&self, direction: &'static str, bytes: usize) {
+        self.cache_peer_bytes
+            .get_or_create(&DirectionLabels { direction })
+            .inc_by(bytes as u64);
     }
 
     /// Renders the registry in the OpenMetrics text format.

@@ -1,25 +1,66 @@
-//! Memory cache of object blocks, bounded by a byte budget. Objects are read in fixed
-//! blocks (4 MiB) rather than per partition chunk, so a consumer catching up on a
-//! multi-partition WAL object costs one GET per block, shared by every partition in it,
-//! instead of one GET per chunk. A miss fetches its block once even when many fetches want
-//! it at the same moment (moka's single-flight `try_get_with`). Chunks assembled from
-//! freshly fetched blocks have their batch CRCs re-checked.
+//! The zone cache: object blocks (4 MiB) in memory, shared by the agents of one zone.
+//!
+//! Objects are read in fixed blocks rather than per partition chunk, so a consumer catching
+//! up on a multi-partition WAL object costs one GET per block, shared by every partition in
+//! it. Each block has one owner among the live agents of the zone (rendezvous hashing over
+//! the fleet, see `Fleet::block_owner`); only the owner reads it from the object store
+//! (once, single-flight through moka's `try_get_with`) and keeps it. Other agents ask the
+//! owner for the byte range they need over the peer endpoint (`peer.rs`), so a block is read
+//! from the object store about once per zone whichever agent a consumer talks to. The agent
+//! that writes an object pushes each block to its owner before committing it, so tailing
+//! consumers in the writer's zone never wait for a GET.
+//!
+//! Two budgets: blocks of objects written in the last `TAIL_WINDOW_MS` (pushed or read)
+//! live in the tail cache; older blocks, read by consumers catching up, live in their own
+//! catch-up cache, with a bounded number of GETs in flight, so a cold read of a whole topic
+//! can neither evict the tail nor take the object-store bandwidth producers need.
+//!
+//! When a block's owner does not answer, the agent reads the block itself (into its own
+//! catch-up cache) and counts a fallback. Chunks assembled from bytes that did not come
+//! from this agent's memory have their batch CRCs checked.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use floe_common::{Metrics, Objects, ObjectsError};
 use moka::future::Cache;
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+use super::peer::PeerClient;
+use crate::fleet::Fleet;
 
 /// Block size. Large enough that a GET carries a useful amount (S3 charges per request), small
 /// enough that a tailing read of one partition does not pull in a whole large object.
 pub const BLOCK_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Cache of blocks keyed by `(object key, block index)`.
+/// Objects written at most this long ago are the tail: their blocks use the tail budget.
+pub const TAIL_WINDOW_MS: i64 = 60_000;
+
+/// Object-store GETs in flight at once for catch-up reads, per agent.
+const CATCHUP_GETS: usize = 8;
+
+type BlockKey = (Arc<str>, u64);
+
+/// Where blocks are kept, and how the other agents of the zone are reached.
 pub struct ChunkCache {
-    cache: Cache<(Arc<str>, u64), Bytes>,
+    tail: Cache<BlockKey, Bytes>,
+    catchup: Cache<BlockKey, Bytes>,
+    catchup_gets: Arc<Semaphore>,
     objects: Objects,
     metrics: Arc<Metrics>,
+    /// The zone's agents; `None` caches alone (the playground, or no peer endpoint).
+    peers: Option<(Arc<Fleet>, PeerClient)>,
+    clock: Arc<dyn floe_common::Clock>,
+}
+
+/// Budgets of the two caches.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// Bytes of recently written objects' blocks.
+    pub tail_bytes: u64,
+    /// Bytes of older blocks read by consumers catching up.
+    pub catchup_bytes: u64,
 }
 
 /// The blocks `[first, last]` that hold bytes `start..start+len` of an object.
@@ -29,58 +70,195 @@ fn blocks_for(start: u64, len: u64) -> (u64, u64) {
     (first, last)
 }
 
+/// Byte range of block `index` within an object of `size` bytes.
+pub fn block_range(index: u64, size: u64) -> std::ops::Range<u64> {
+    let start = index.saturating_mul(BLOCK_BYTES).min(size);
+    start..(start + BLOCK_BYTES).min(size)
+}
+
+/// When an object was written, from its key (`wal/<shard>/<node>-<unix ms>-<uuid>.wal`);
+/// `None` for keys without a time, which count as old.
+pub fn written_at_ms(key: &str) -> Option<i64> {
+    let name = key.rsplit('/').next()?;
+    let mut parts = name.splitn(3, '-');
+    let _node = parts.next()?;
+    let ms = parts.next()?;
+    parts.next()?;
+    ms.parse().ok()
+}
+
+fn bounded(budget: u64) -> Cache<BlockKey, Bytes> {
+    Cache::builder()
+        .max_capacity(budget)
+        .weigher(|_k: &BlockKey, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+        .build()
+}
+
 impl ChunkCache {
-    /// A cache holding at most `budget_bytes` of block data.
-    pub fn new(objects: Objects, metrics: Arc<Metrics>, budget_bytes: u64) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(budget_bytes)
-            .weigher(|_k: &(Arc<str>, u64), v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
-            .build();
+    /// A cache of this agent alone (no peers).
+    pub fn new(objects: Objects, metrics: Arc<Metrics>, budgets: Budgets) -> Self {
         ChunkCache {
-            cache,
+            tail: bounded(budgets.tail_bytes),
+            catchup: bounded(budgets.catchup_bytes),
+            catchup_gets: Arc::new(Semaphore::new(CATCHUP_GETS)),
             objects,
             metrics,
+            peers: None,
+            clock: floe_common::clock::system(),
         }
     }
 
-    /// Puts a whole freshly written object in, block by block (copies, so each cached block
-    /// weighs what it holds).
-    pub async fn insert_object(&self, key: &str, object: &[u8]) {
+    /// Shares blocks with the agents of this agent's zone in `fleet`.
+    pub fn with_peers(mut self, fleet: Arc<Fleet>, client: PeerClient) -> Self {
+        self.peers = Some((fleet, client));
+        self
+    }
+
+    /// Replaces the clock that tells tail blocks from old ones (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn floe_common::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn is_tail(&self, key: &str) -> bool {
+        written_at_ms(key).is_some_and(|t| self.clock.now_ms() - t <= TAIL_WINDOW_MS)
+    }
+
+    /// The owner of a block when it is another agent.
+    fn remote_owner(
+        &self,
+        key: &str,
+        index: u64,
+    ) -> Option<(floe_metadata::AgentInfo, &PeerClient)> {
+        let (fleet, client) = self.peers.as_ref()?;
+        fleet.block_owner(key, index).map(|owner| (owner, client))
+    }
+
+    /// Puts a freshly written object's blocks where they belong: this agent's own blocks
+    /// into its tail cache (copies, so each cached block weighs what it holds), the others
+    /// pushed to their owners. Waits for the pushes (they run beside the upload); a failed
+    /// push is counted and costs the owner one GET later.
+    pub async fn publish(&self, key: &str, object: &Bytes) {
         let key: Arc<str> = Arc::from(key);
-        for (i, block) in object.chunks(BLOCK_BYTES as usize).enumerate() {
-            self.cache
-                .insert((key.clone(), i as u64), Bytes::copy_from_slice(block))
-                .await;
+        let size = object.len() as u64;
+        let blocks = size.div_ceil(BLOCK_BYTES);
+        let mut pushes = Vec::new();
+        for index in 0..blocks {
+            let r = block_range(index, size);
+            let block = object.slice(r.start as usize..r.end as usize);
+            match self.remote_owner(&key, index) {
+                None => {
+                    self.tail
+                        .insert((key.clone(), index), Bytes::copy_from_slice(&block))
+                        .await;
+                }
+                Some((owner, client)) => {
+                    let key = key.clone();
+                    pushes.push(async move {
+                        let len = block.len();
+                        match client.push(&owner, &key, index, block).await {
+                            Ok(()) => self.metrics.peer_bytes("pushed", len),
+                            Err(e) => {
+                                debug!(%key, index, owner = owner.node_id, error = %e, "block push failed");
+                                self.metrics.cache_push_failures.inc();
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        futures::future::join_all(pushes).await;
+    }
+
+    /// Counts bytes handed to another agent of the zone.
+    pub fn count_served(&self, bytes: usize) {
+        self.metrics.peer_bytes("served", bytes);
+    }
+
+    /// Stores a block pushed by the agent that wrote it (this agent owns it).
+    pub async fn accept_push(&self, key: &str, index: u64, block: Bytes) {
+        self.metrics.peer_bytes("push_received", block.len());
+        let k = (Arc::from(key), index);
+        if self.is_tail(key) {
+            self.tail.insert(k, Bytes::copy_from_slice(&block)).await;
+        } else {
+            self.catchup.insert(k, Bytes::copy_from_slice(&block)).await;
         }
     }
 
-    async fn block(
+    /// Block `index` of an object from this agent's memory, or read once from the object
+    /// store into the cache its age belongs to. The flag is true when it was read now.
+    pub async fn local_block(
         &self,
         key: &Arc<str>,
         index: u64,
         object_size: u64,
     ) -> Result<(Bytes, bool), Arc<ObjectsError>> {
         let k = (key.clone(), index);
-        if let Some(b) = self.cache.get(&k).await {
+        if let Some(b) = self.tail.get(&k).await {
+            self.metrics.cache("block", true);
+            return Ok((b, false));
+        }
+        if let Some(b) = self.catchup.get(&k).await {
             self.metrics.cache("block", true);
             return Ok((b, false));
         }
         self.metrics.cache("block", false);
         let objects = self.objects.clone();
         let name = key.to_string();
-        let start = index * BLOCK_BYTES;
-        let end = (start + BLOCK_BYTES).min(object_size);
-        let b = self
-            .cache
-            .try_get_with(k, async move {
-                objects.get_range(&name, start..end, "fetch").await
-            })
-            .await?;
+        let range = block_range(index, object_size);
+        let b = if self.is_tail(key) {
+            self.tail
+                .try_get_with(
+                    k,
+                    async move { objects.get_range(&name, range, "fetch").await },
+                )
+                .await?
+        } else {
+            let gets = self.catchup_gets.clone();
+            self.catchup
+                .try_get_with(k, async move {
+                    // Closed only if dropped, which this cache never does.
+                    let _permit = gets.acquire_owned().await;
+                    objects.get_range(&name, range, "fetch").await
+                })
+                .await?
+        };
         Ok((b, true))
     }
 
-    /// Bytes `byte_offset..byte_offset+byte_len` of an object of `object_size` bytes, from
-    /// cached blocks or from one ranged GET per missing block.
+    /// Bytes `from..to` of block `index`, from wherever the block lives in the zone. The flag
+    /// is true when the bytes did not come from this agent's memory (so they get checked).
+    async fn block_part(
+        &self,
+        key: &Arc<str>,
+        index: u64,
+        size: u64,
+        from: usize,
+        to: usize,
+    ) -> Result<(Bytes, bool), Arc<ObjectsError>> {
+        if let Some((owner, client)) = self.remote_owner(key, index) {
+            match client.fetch(&owner, key, index, size, from, to).await {
+                Ok(b) if b.len() == to - from => {
+                    self.metrics.peer_bytes("fetched", b.len());
+                    return Ok((b, true));
+                }
+                Ok(b) => {
+                    debug!(%key, index, owner = owner.node_id, got = b.len(), "short block from peer");
+                }
+                Err(e) => {
+                    debug!(%key, index, owner = owner.node_id, error = %e, "block owner did not answer");
+                }
+            }
+            self.metrics.cache_peer_fallbacks.inc();
+            let (b, _) = self.local_block(key, index, size).await?;
+            return Ok((slice(&b, from, to - from, key)?, true));
+        }
+        let (b, fresh) = self.local_block(key, index, size).await?;
+        Ok((slice(&b, from, to - from, key)?, fresh))
+    }
+
+    /// Bytes `byte_offset..byte_offset+byte_len` of an object of `object_size` bytes.
     pub async fn get(
         &self,
         key: &str,
@@ -100,27 +278,30 @@ impl ChunkCache {
         }
         let key: Arc<str> = Arc::from(key);
         let (first, last) = blocks_for(start, len);
-        let mut fetched = false;
-        let bytes = if first == last {
-            let (b, f) = self.block(&key, first, size).await?;
-            fetched |= f;
-            let from = (start - first * BLOCK_BYTES) as usize;
-            slice(&b, from, len as usize, &key)?
+        let mut check = false;
+        let mut parts = Vec::with_capacity((last - first + 1) as usize);
+        for index in first..=last {
+            let block_start = index * BLOCK_BYTES;
+            let from = start.max(block_start) - block_start;
+            let to = (start + len).min(block_start + BLOCK_BYTES).min(size) - block_start;
+            let (b, fresh) = self
+                .block_part(&key, index, size, from as usize, to as usize)
+                .await?;
+            check |= fresh;
+            parts.push(b);
+        }
+        let bytes = if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
         } else {
             let mut out = BytesMut::with_capacity(len as usize);
-            for index in first..=last {
-                let (b, f) = self.block(&key, index, size).await?;
-                fetched |= f;
-                let block_start = index * BLOCK_BYTES;
-                let from = start.max(block_start) - block_start;
-                let to = (start + len).min(block_start + b.len() as u64) - block_start;
-                out.extend_from_slice(&slice(&b, from as usize, (to - from) as usize, &key)?);
+            for p in parts {
+                out.extend_from_slice(&p);
             }
             out.freeze()
         };
-        if fetched {
-            // Data is checked when written and again when read: a corrupt object or a
-            // mis-ranged GET must not reach a consumer as valid-looking batches.
+        if check {
+            // Data is checked when written and again when read: a corrupt object, a
+            // mis-ranged GET or a confused peer must not reach a consumer as valid batches.
             floe_format::batch::split_batches(&bytes)
                 .map_err(|e| Arc::new(ObjectsError::Corrupt(format!("{key}: {e}"))))?;
         }
@@ -149,5 +330,22 @@ mod tests {
         assert_eq!(blocks_for(B - 1, 2), (0, 1));
         assert_eq!(blocks_for(B, B), (1, 1));
         assert_eq!(blocks_for(10, 3 * B), (0, 3));
+        assert_eq!(block_range(1, B + 10), B..B + 10);
+        assert_eq!(block_range(0, 10), 0..10);
+    }
+
+    #[test]
+    fn keys_tell_their_age() {
+        assert_eq!(
+            written_at_ms("wal/00ff/3-1764567890123-0123456789abcdef.wal"),
+            Some(1_764_567_890_123)
+        );
+        assert_eq!(written_at_ms("wal/00ff/3-0123456789abcdef.wal"), None);
+        assert_eq!(written_at_ms(""), None);
+        assert_eq!(written_at_ms("wal/x/a-b-c"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod zone_tests;

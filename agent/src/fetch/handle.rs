@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::read::{read_partition, ReadError, ReadRange};
-use crate::dispatch::Ctx;
+use crate::dispatch::{ClientInfo, Ctx};
+use floe_metadata::AgentInfo;
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -36,11 +37,22 @@ pub async fn handle(
     ctx: &Ctx,
     req: FetchRequest,
     version: i16,
-    client_zone: Option<String>,
+    client: &ClientInfo,
 ) -> FetchResponse {
     // client.rack (Fetch v11+) names the client's zone more precisely than client.id.
-    let rack = (version >= 11).then_some(req.rack_id.as_str());
-    let zone = crate::zone::rack_or(rack, client_zone);
+    let rack = (version >= 11)
+        .then(|| req.rack_id.trim())
+        .filter(|r| !r.is_empty());
+    if let Some(rack) = rack {
+        ctx.racks.remember(&client.host, &client.id, rack).await;
+    }
+    // KIP-392: a client of another zone that has live agents is sent to one of them (the
+    // same one Metadata names as leader there) instead of being served across zones.
+    let steer = rack
+        .filter(|r| Some(*r) != ctx.config.zone.as_deref())
+        .map(|r| ctx.fleet.in_zone(r))
+        .filter(|agents| !agents.is_empty());
+    let zone = crate::zone::rack_or(rack, client.zone.clone());
     let cross_zone = crate::zone::crosses(zone.as_deref(), ctx.config.zone.as_deref());
     let count = |bytes: usize| {
         ctx.metrics.fetch_bytes.inc_by(bytes as u64);
@@ -60,9 +72,10 @@ pub async fn handle(
     let mut changes = ctx.catalog.subscribe();
     loop {
         changes.borrow_and_update();
-        let (resp, bytes, any_error) = gather(ctx, &req, version).await;
+        let (resp, bytes, any_error) = gather(ctx, &req, version, steer.as_deref()).await;
         let now = Instant::now();
-        if bytes >= min_bytes || any_error || now >= deadline {
+        // A steered client waits for nothing here: it fetches from its own zone next.
+        if bytes >= min_bytes || any_error || steer.is_some() || now >= deadline {
             count(bytes);
             return resp;
         }
@@ -74,14 +87,19 @@ pub async fn handle(
         };
         if !woken {
             // Deadline: answer with whatever is there (re-read: a change may have raced).
-            let (resp, bytes, _) = gather(ctx, &req, version).await;
+            let (resp, bytes, _) = gather(ctx, &req, version, steer.as_deref()).await;
             count(bytes);
             return resp;
         }
     }
 }
 
-async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+async fn gather(
+    ctx: &Ctx,
+    req: &FetchRequest,
+    version: i16,
+    steer: Option<&[AgentInfo]>,
+) -> (FetchResponse, usize, bool) {
     let read_committed = req.isolation_level == 1;
     let mut total = 0usize;
     let mut any_error = false;
@@ -144,6 +162,15 @@ async fn gather(ctx: &Ctx, req: &FetchRequest, version: i16) -> (FetchResponse, 
                 any_error = true;
                 tr.partitions
                     .push(pd.with_error_code(ResponseError::OffsetOutOfRange.code()));
+                continue;
+            }
+            if let Some(replica) =
+                steer.and_then(|a| crate::fleet::leader(a, topic.id, fp.partition))
+            {
+                ctx.metrics.fetch_preferred_replica.inc();
+                pd.preferred_read_replica = kafka_protocol::messages::BrokerId(replica);
+                pd.records = Some(bytes::Bytes::new());
+                tr.partitions.push(pd);
                 continue;
             }
             let remaining = max_bytes.saturating_sub(total);

@@ -77,10 +77,14 @@ pub struct Committer {
 }
 
 /// A new object key. The leading random hex spreads keys over S3 partitions (each prefix
-/// gets its own request-rate budget); the rest makes it unique and readable.
-pub fn wal_key(node_id: i32) -> String {
+/// gets its own request-rate budget); the write time tells the zone cache tail blocks from
+/// old ones (`cache::written_at_ms`); the rest makes it unique and readable.
+pub fn wal_key(node_id: i32, now_ms: i64) -> String {
     let shard: u16 = rand::rng().random();
-    format!("wal/{shard:04x}/{node_id}-{}.wal", Uuid::new_v4().simple())
+    format!(
+        "wal/{shard:04x}/{node_id}-{now_ms}-{}.wal",
+        Uuid::new_v4().simple()
+    )
 }
 
 type Upload = JoinHandle<Result<(String, Duration), String>>;
@@ -99,11 +103,21 @@ impl Committer {
         });
         while let Some(sealed) = sealed_rx.recv().await {
             self.metrics.wal_objects.inc();
-            let upload = tokio::spawn(upload(
+            let key = wal_key(self.node_id, floe_common::clock::system().now_ms());
+            let (objects, cache, object) = (
                 self.objects.clone(),
-                self.node_id,
+                self.cache.clone(),
                 sealed.object.clone(),
-            ));
+            );
+            // The blocks go to their owners in the zone cache while the object uploads, so
+            // that a consumer woken by the commit reads them from memory.
+            let upload = tokio::spawn(async move {
+                let (uploaded, ()) = tokio::join!(
+                    upload(objects, key.clone(), object.clone()),
+                    cache.publish(&key, &object)
+                );
+                uploaded
+            });
             if ordered_tx.send((sealed, upload)).await.is_err() {
                 break;
             }
@@ -138,9 +152,6 @@ impl Committer {
                     .as_secs_f64(),
             );
         }
-        // The object goes into the block cache before its chunks become visible, so a
-        // consumer woken by the commit reads them from memory.
-        self.cache.insert_object(&key, &sealed.object).await;
         let commit = ObjectCommit {
             object_key: key.clone(),
             object_size: sealed.object.len() as i64,
@@ -286,10 +297,9 @@ fn chunk_commit(c: &ChunkMeta, producer: Option<ProducerBatch>) -> ChunkCommit {
 /// key is harmless: the object is not referenced until committed.
 async fn upload(
     objects: Objects,
-    node_id: i32,
+    key: String,
     object: Bytes,
 ) -> Result<(String, Duration), String> {
-    let key = wal_key(node_id);
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {

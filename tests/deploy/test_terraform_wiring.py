@@ -3,8 +3,9 @@ downloaded here, so `terraform validate` cannot run; docs/deploy-aws.md tells us
 
 Asserted: one agent Auto Scaling group, target group and NLB per zone (cross-zone off, one
 subnet each), IMDSv2 required, /readyz health checks, a termination lifecycle hook; the S3
-gateway endpoint on every agent route table; PostgreSQL reachable only from the metadata
-security group; the bucket's public access block, encryption, lifecycle and versioning;
+gateway endpoint on every agent route table; the zone cache peer endpoint on cache_port,
+advertised at the private IP and opened agent-to-agent only; PostgreSQL reachable only from
+the metadata security group; the bucket's public access block, encryption, lifecycle and versioning;
 IAM limited to the prefix; per-zone DNS records and client snippets; typed, described
 variables; tags on every taggable resource.
 """
@@ -95,6 +96,25 @@ class AgentsPerZone(unittest.TestCase):
         lt = MODULE.resource("aws_launch_template", "agent")
         self.assertIn("env           = local.agent_env[each.key]", MODULE.files["agents.tf"])
         self.assertIn("templates/user_data.sh.tftpl", expr(lt["user_data"]))
+
+    def test_agents_share_the_zone_cache_on_cache_port(self):
+        env = expr(MODULE.locals["agent_env"])
+        self.assertIn('FLOE_CACHE_LISTEN = "0.0.0.0:${var.cache_port}"', env)
+        # Advertised at the instance's private IP, on the port FLOE_CACHE_LISTEN binds (unless
+        # agent_env turned the endpoint off).
+        tmpl = (ROOT / "terraform/modules/floe/templates/user_data.sh.tftpl").read_text()
+        self.assertIn('%{ if lookup(env, "FLOE_CACHE_LISTEN", "off") != "off" ~}', tmpl)
+        self.assertIn('FLOE_CACHE_ADVERTISE=$PRIVATE_IP:${split(":", env["FLOE_CACHE_LISTEN"])[1]}', tmpl)
+        # The security group opens that same port, between agents only.
+        for kind in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
+            rule = MODULE.resource(kind, "agent_cache_peers")
+            self.assertEqual(expr(rule["from_port"]), "var.cache_port", kind)
+            self.assertEqual(expr(rule["to_port"]), "var.cache_port", kind)
+            self.assertEqual(expr(rule["referenced_security_group_id"]), "aws_security_group.agent.id", kind)
+        # agent_env may turn the endpoint off but not move it off the opened port.
+        validations = str(MODULE.variables["agent_env"]["validation"])
+        self.assertIn('"FLOE_CACHE_ADVERTISE"', validations)
+        self.assertIn('lookup(var.agent_env, "FLOE_CACHE_LISTEN", "off") == "off"', validations)
 
     def test_dns_per_zone_and_outputs(self):
         rec = MODULE.resource("aws_route53_record", "bootstrap")

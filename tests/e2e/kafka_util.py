@@ -12,6 +12,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
 
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` in a Prometheus text exposition whose labels include
+    `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
 def admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
 

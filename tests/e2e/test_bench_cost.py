@@ -11,21 +11,9 @@ import re
 import subprocess
 
 from conftest import FLOE_BIN, http_get
+from kafka_util import metric_sum
 
 GIB = 1 << 30
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        series, _, value = line.rpartition(" ")
-        if series.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in series for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 def scrape(pg) -> str:

@@ -10,6 +10,9 @@ locals {
     FLOE_ZONE         = zone
     FLOE_LISTEN       = "0.0.0.0:${var.kafka_port}"
     FLOE_ADMIN_LISTEN = "0.0.0.0:${local.admin_port.agent}"
+    # Zone cache peer endpoint on the port the security group opens agent-to-agent; the user
+    # data advertises it at the instance's private IP (FLOE_CACHE_ADVERTISE).
+    FLOE_CACHE_LISTEN = "0.0.0.0:${var.cache_port}"
     AWS_REGION        = local.region
     RUST_LOG          = "info"
   }, var.agent_env) }

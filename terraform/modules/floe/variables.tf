@@ -198,8 +198,13 @@ variable "agent_env" {
   }
 
   validation {
-    condition     = length(setintersection(keys(var.agent_env), ["FLOE_ZONE", "FLOE_NODE_ID", "FLOE_ADVERTISE", "FLOE_LISTEN", "FLOE_ADMIN_LISTEN", "FLOE_METADATA_URL", "FLOE_OBJECT_STORE"])) == 0
-    error_message = "agent_env must not set FLOE_ZONE, FLOE_NODE_ID, FLOE_ADVERTISE, FLOE_LISTEN, FLOE_ADMIN_LISTEN, FLOE_METADATA_URL or FLOE_OBJECT_STORE: the module sets them per zone and instance."
+    condition     = length(setintersection(keys(var.agent_env), ["FLOE_ZONE", "FLOE_NODE_ID", "FLOE_ADVERTISE", "FLOE_LISTEN", "FLOE_ADMIN_LISTEN", "FLOE_METADATA_URL", "FLOE_OBJECT_STORE", "FLOE_CACHE_ADVERTISE"])) == 0
+    error_message = "agent_env must not set FLOE_ZONE, FLOE_NODE_ID, FLOE_ADVERTISE, FLOE_LISTEN, FLOE_ADMIN_LISTEN, FLOE_METADATA_URL, FLOE_OBJECT_STORE or FLOE_CACHE_ADVERTISE: the module sets them per zone and instance."
+  }
+
+  validation {
+    condition     = lookup(var.agent_env, "FLOE_CACHE_LISTEN", "off") == "off"
+    error_message = "agent_env may set FLOE_CACHE_LISTEN only to \"off\" (each agent then caches alone); the module listens on cache_port, the port its security group opens."
   }
 }
 
@@ -357,7 +362,7 @@ variable "kafka_port" {
 }
 
 variable "cache_port" {
-  description = "Port reserved for the zone cache between agents of a zone (opened agent-to-agent only). The peer protocol is not implemented yet; today each agent caches on its own."
+  description = "Port of the zone cache peer endpoint (agent-to-agent HTTP: an agent reads a block from the agent of its zone that owns it, and pushes freshly written blocks to their owner). Agents listen on 0.0.0.0:<cache_port> (FLOE_CACHE_LISTEN) and advertise <private IP>:<cache_port> (FLOE_CACHE_ADVERTISE); the security groups open it between agents only, and agents only contact agents of their own zone."
   type        = number
   default     = 9093
 

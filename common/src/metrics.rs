@@ -112,6 +112,8 @@ pub struct Metrics {
     /// Block bytes moved between the agents of a zone: `fetched` from a block's owner,
     /// `served` to another agent, `pushed` to an owner on write, `push_received`.
     pub cache_peer_bytes: Family<DirectionLabels, Counter>,
+    /// Round trip of a block read from its owner (the zone cache's peer-fetch overhead).
+    pub cache_peer_fetch_seconds: Histogram,
     /// Block reads done straight from the object store because the block's owner did not
     /// answer.
     pub cache_peer_fallbacks: Counter,
@@ -192,6 +194,8 @@ impl Metrics {
             cache_misses: Family::default(),
             zone_fallbacks: Counter::default(),
             cache_peer_bytes: Family::default(),
+            // 50 µs .. ~1.6 s.
+            cache_peer_fetch_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
             cache_peer_fallbacks: Counter::default(),
             cache_push_failures: Counter::default(),
             fetch_preferred_replica: Counter::default(),
@@ -310,6 +314,11 @@ impl Metrics {
             "cache_peer_bytes",
             "Block bytes between the agents of a zone (fetched, served, pushed, push_received)",
             m.cache_peer_bytes.clone(),
+        );
+        r.register(
+            "cache_peer_fetch_seconds",
+            "Round trip of a block range read from its owner in the zone",
+            m.cache_peer_fetch_seconds.clone(),
         );
         r.register(
             "cache_peer_fallbacks",

@@ -238,8 +238,12 @@ impl ChunkCache {
         to: usize,
     ) -> Result<(Bytes, bool), Arc<ObjectsError>> {
         if let Some((owner, client)) = self.remote_owner(key, index) {
+            let started = std::time::Instant::now();
             match client.fetch(&owner, key, index, size, from, to).await {
                 Ok(b) if b.len() == to - from => {
+                    self.metrics
+                        .cache_peer_fetch_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     self.metrics.peer_bytes("fetched", b.len());
                     return Ok((b, true));
                 }

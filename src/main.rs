@@ -170,6 +170,10 @@ struct AgentFlags {
     /// Zone cache budget for older blocks read by consumers catching up, in bytes.
     #[arg(long, env = "FLOE_CATCHUP_CACHE_BYTES")]
     catchup_cache_bytes: Option<u64>,
+    /// Objects younger than this many milliseconds are the tail (their blocks use
+    /// --cache-bytes); older ones are catch-up reads (--catchup-cache-bytes).
+    #[arg(long, env = "FLOE_CACHE_TAIL_WINDOW_MS")]
+    cache_tail_window_ms: Option<u64>,
     /// Zone cache peer endpoint (agent to agent), host:port, or `off` to cache alone.
     /// Agents default to the --listen address with a free port.
     #[arg(long, env = "FLOE_CACHE_LISTEN")]
@@ -217,6 +221,9 @@ impl AgentFlags {
         }
         if let Some(v) = self.catchup_cache_bytes {
             c.catchup_cache_bytes = v;
+        }
+        if let Some(v) = self.cache_tail_window_ms {
+            c.cache_tail_window_ms = v;
         }
         if let Some(v) = &self.cache_advertise {
             c.cache_advertise = Some(v.clone());

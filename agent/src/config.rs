@@ -39,6 +39,9 @@ pub struct AgentConfig {
     /// Memory budget of the zone cache for older blocks read by consumers catching up, kept
     /// apart so that they cannot evict the tail.
     pub catchup_cache_bytes: u64,
+    /// Blocks of objects written at most this long ago count as the tail (`cache_bytes`);
+    /// older ones as catch-up reads (`catchup_cache_bytes`).
+    pub cache_tail_window_ms: u64,
     /// Address of the zone cache's peer endpoint (agent to agent). `None`: this agent caches
     /// alone and other agents of its zone do not use it.
     pub cache_listen: Option<SocketAddr>,
@@ -78,6 +81,7 @@ impl Default for AgentConfig {
             max_inflight_produce_bytes: 256 * 1024 * 1024,
             cache_bytes: 512 * 1024 * 1024,
             catchup_cache_bytes: 256 * 1024 * 1024,
+            cache_tail_window_ms: 60_000,
             cache_listen: None,
             cache_advertise: None,
             auto_create_topics_enable: true,
@@ -134,6 +138,9 @@ impl AgentConfig {
             if parse_host_port(adv).is_none() {
                 return bad("cache_advertise must be host:port");
             }
+        }
+        if self.cache_tail_window_ms == 0 || self.cache_tail_window_ms > 86_400_000 {
+            return bad("cache_tail_window_ms must be in 1..=86400000");
         }
         // A block must fit, or every read of it would go to the object store.
         let block = crate::fetch::cache::BLOCK_BYTES;

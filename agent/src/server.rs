@@ -93,6 +93,7 @@ impl Agent {
             Budgets {
                 tail_bytes: config.cache_bytes,
                 catchup_bytes: config.catchup_cache_bytes,
+                tail_window_ms: config.cache_tail_window_ms,
             },
         );
         if cache_listener.is_some() {

@@ -209,3 +209,99 @@ def test_a_killed_agent_hands_its_blocks_over(cluster_factory, monkeypatch):
     assert metric_sum(scrape(b1), "floe_object_store_requests_total", op="get",
                       purpose="fetch") > gets_before, "b1 now reads the blocks itself"
     print(f"\nfallbacks while b2 was dead but listed: {int(fallbacks)}")
+
+
+def test_a_cold_catch_up_read_leaves_the_tail_alone(cluster_factory):
+    """A consumer reads a whole topic from offset 0 while a producer and a tailing consumer
+    run. The history is older than the (shortened) tail window, so it goes through the
+    catch-up budget; the tail's blocks, pushed on write, are never missed. The producer's
+    latency before and during the catch-up is printed (measured, not asserted: see
+    docs/benchmarks.md for the figures on a quiet machine)."""
+    c = cluster_factory(0)
+    mib = 1 << 20
+    a1 = c.add_agent(zone="zone-a", extra_args=[
+        "--cache-tail-window-ms", "1000", "--cache-bytes", str(16 * mib),
+        "--catchup-cache-bytes", str(8 * mib)])
+    history, tail = "zc-history", "zc-live"
+    create_topic(a1.bootstrap, history, partitions=4)
+    create_topic(a1.bootstrap, tail, partitions=2)
+    conf = {"bootstrap.servers": a1.bootstrap, "client.id": "w,floe_az=zone-a", "acks": "all"}
+    p = Producer({**conf, "linger.ms": 20})
+    n_hist, value = 24_000, b"h" * 1000
+    for i in range(n_hist):
+        while True:
+            try:
+                p.produce(history, key=b"%06d" % i, value=value, partition=i % 4)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    time.sleep(1.5)  # the history leaves the tail window
+
+    lat, sent, stop = [], [], threading.Event()
+    marks = {}
+
+    def produce_tail():
+        q = Producer({**conf, "linger.ms": 5})
+        i = 0
+        while not stop.is_set():
+            t = time.perf_counter()
+            q.produce(tail, value=b"t%06d" % i, partition=i % 2,
+                      on_delivery=lambda e, m, t=t: lat.append(
+                          (t, time.perf_counter() - t, e)))
+            sent.append(i)
+            i += 1
+            q.poll(0)
+            time.sleep(0.004)  # ~250 records/s
+        assert q.flush(30) == 0
+
+    tail_got = []
+
+    def consume_tail():
+        tc = Consumer({"bootstrap.servers": a1.bootstrap, "client.id": "t,floe_az=zone-a",
+                       "group.id": "zc-live", "enable.auto.commit": False})
+        tc.assign([TopicPartition(tail, q, OFFSET_BEGINNING) for q in range(2)])
+        while not (stop.is_set() and len(tail_got) >= len(sent)):
+            for m in tc.consume(500, 0.2):
+                if not m.error():
+                    tail_got.append(m.value())
+            if stop.is_set() and time.monotonic() > marks["stopped"] + 30:
+                break
+        tc.close()
+
+    threads = [threading.Thread(target=produce_tail), threading.Thread(target=consume_tail)]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    before = scrape(a1)
+    marks["catch_up"] = time.perf_counter()
+    got = consume_all(a1.bootstrap, history, {q: n_hist // 4 for q in range(4)}, timeout=120,
+                      **{"client.id": "c,floe_az=zone-a", "group.id": "zc-catch-up"})
+    marks["caught_up"] = time.perf_counter()
+    after = scrape(a1)
+    time.sleep(1)
+    stop.set()
+    marks["stopped"] = time.monotonic()
+    for t in threads:
+        t.join()
+
+    for q, records in got.items():
+        assert [o for o, _, _ in records] == list(range(n_hist // 4)), f"partition {q}"
+    assert all(e is None for _, _, e in lat), [e for _, _, e in lat if e][:3]
+    assert sorted(tail_got) == sorted(b"t%06d" % i for i in sent)
+
+    def delta(name, **labels):
+        return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
+    # The history went through the catch-up budget, the tail never missed its pushed blocks.
+    assert delta("floe_cache_misses_total", cache="catchup") > 0
+    assert delta("floe_object_store_requests_total", op="get", purpose="fetch") > 0
+    assert metric_sum(after, "floe_cache_misses_total", cache="tail") == 0
+
+    def p99(ms):
+        ms = sorted(ms)
+        return ms[int(0.99 * (len(ms) - 1))] * 1000 if ms else float("nan")
+    base = [d for t, d, _ in lat if t < marks["catch_up"]]
+    during = [d for t, d, _ in lat if marks["catch_up"] <= t < marks["caught_up"]]
+    print(f"\nproducer p99 {p99(base):.1f} ms before ({len(base)} records), "
+          f"{p99(during):.1f} ms during the catch-up read ({len(during)} records, "
+          f"{marks['caught_up'] - marks['catch_up']:.1f} s)")

@@ -10,7 +10,7 @@
 //! that writes an object pushes each block to its owner before committing it, so tailing
 //! consumers in the writer's zone never wait for a GET.
 //!
-//! Two budgets: blocks of objects written in the last `TAIL_WINDOW_MS` (pushed or read)
+//! Two budgets: blocks of objects written in the last `tail_window_ms` (pushed or read)
 //! live in the tail cache; older blocks, read by consumers catching up, live in their own
 //! catch-up cache, with a bounded number of GETs in flight, so a cold read of a whole topic
 //! can neither evict the tail nor take the object-store bandwidth producers need.
@@ -27,26 +27,32 @@ use moka::future::Cache;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::peer::PeerClient;
+use super::peer::{PeerClient, PeerError};
 use crate::fleet::Fleet;
 
 /// Block size. Large enough that a GET carries a useful amount (S3 charges per request), small
 /// enough that a tailing read of one partition does not pull in a whole large object.
 pub const BLOCK_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Objects written at most this long ago are the tail: their blocks use the tail budget.
-pub const TAIL_WINDOW_MS: i64 = 60_000;
-
 /// Object-store GETs in flight at once for catch-up reads, per agent.
 const CATCHUP_GETS: usize = 8;
 
 type BlockKey = (Arc<str>, u64);
+/// A byte range `from..to` of a block.
+type RangeKey = (Arc<str>, u64, usize, usize);
+
+/// How long a range fetched from its owner stays at the asking agent.
+const RECENT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Memory for those ranges.
+const RECENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where blocks are kept, and how the other agents of the zone are reached.
 pub struct ChunkCache {
     tail: Cache<BlockKey, Bytes>,
     catchup: Cache<BlockKey, Bytes>,
     catchup_gets: Arc<Semaphore>,
+    recent: Cache<RangeKey, Bytes>,
+    tail_window_ms: i64,
     objects: Objects,
     metrics: Arc<Metrics>,
     /// The zone's agents; `None` caches alone (the playground, or no peer endpoint).
@@ -61,6 +67,8 @@ pub struct Budgets {
     pub tail_bytes: u64,
     /// Bytes of older blocks read by consumers catching up.
     pub catchup_bytes: u64,
+    /// Objects written at most this long ago are the tail.
+    pub tail_window_ms: u64,
 }
 
 /// The blocks `[first, last]` that hold bytes `start..start+len` of an object.
@@ -101,6 +109,12 @@ impl ChunkCache {
             tail: bounded(budgets.tail_bytes),
             catchup: bounded(budgets.catchup_bytes),
             catchup_gets: Arc::new(Semaphore::new(CATCHUP_GETS)),
+            recent: Cache::builder()
+                .max_capacity(RECENT_BYTES)
+                .weigher(|_k: &RangeKey, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+                .time_to_live(RECENT_TTL)
+                .build(),
+            tail_window_ms: i64::try_from(budgets.tail_window_ms).unwrap_or(i64::MAX),
             objects,
             metrics,
             peers: None,
@@ -121,7 +135,8 @@ impl ChunkCache {
     }
 
     fn is_tail(&self, key: &str) -> bool {
-        written_at_ms(key).is_some_and(|t| self.clock.now_ms() - t <= TAIL_WINDOW_MS)
+        written_at_ms(key)
+            .is_some_and(|t| self.clock.now_ms().saturating_sub(t) <= self.tail_window_ms)
     }
 
     /// The owner of a block when it is another agent.
@@ -196,18 +211,20 @@ impl ChunkCache {
     ) -> Result<(Bytes, bool), Arc<ObjectsError>> {
         let k = (key.clone(), index);
         if let Some(b) = self.tail.get(&k).await {
-            self.metrics.cache("block", true);
+            self.metrics.cache("tail", true);
             return Ok((b, false));
         }
         if let Some(b) = self.catchup.get(&k).await {
-            self.metrics.cache("block", true);
+            self.metrics.cache("catchup", true);
             return Ok((b, false));
         }
-        self.metrics.cache("block", false);
+        let tail = self.is_tail(key);
+        self.metrics
+            .cache(if tail { "tail" } else { "catchup" }, false);
         let objects = self.objects.clone();
         let name = key.to_string();
         let range = block_range(index, object_size);
-        let b = if self.is_tail(key) {
+        let b = if tail {
             self.tail
                 .try_get_with(
                     k,
@@ -238,18 +255,30 @@ impl ChunkCache {
         to: usize,
     ) -> Result<(Bytes, bool), Arc<ObjectsError>> {
         if let Some((owner, client)) = self.remote_owner(key, index) {
-            let started = std::time::Instant::now();
-            match client.fetch(&owner, key, index, size, from, to).await {
-                Ok(b) if b.len() == to - from => {
+            // A consumer re-reads the same chunk range at each fetch while its partition
+            // budget is smaller than the chunk: the range just fetched from the owner is kept
+            // for a few seconds, and concurrent readers of it here share one peer request.
+            let k = (key.clone(), index, from, to);
+            let fetched = self
+                .recent
+                .try_get_with(k, async {
+                    let started = std::time::Instant::now();
+                    let b = client.fetch(&owner, key, index, size, from, to).await?;
+                    if b.len() != to - from {
+                        return Err(PeerError::Status(
+                            200,
+                            format!("{} bytes, not {}", b.len(), to - from),
+                        ));
+                    }
                     self.metrics
                         .cache_peer_fetch_seconds
                         .observe(started.elapsed().as_secs_f64());
                     self.metrics.peer_bytes("fetched", b.len());
-                    return Ok((b, true));
-                }
-                Ok(b) => {
-                    debug!(%key, index, owner = owner.node_id, got = b.len(), "short block from peer");
-                }
+                    Ok(b)
+                })
+                .await;
+            match fetched {
+                Ok(b) => return Ok((b, true)),
                 Err(e) => {
                     debug!(%key, index, owner = owner.node_id, error = %e, "block owner did not answer");
                 }

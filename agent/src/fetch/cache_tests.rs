@@ -46,6 +46,7 @@ fn peer_bytes(m: &Metrics, direction: &'static str) -> u64 {
 const BIG: Budgets = Budgets {
     tail_bytes: 64 * BLOCK_BYTES,
     catchup_bytes: 64 * BLOCK_BYTES,
+    tail_window_ms: 60_000,
 };
 
 /// `n` agents of one zone, each with its own metrics, peer endpoint and fleet view.
@@ -219,6 +220,7 @@ async fn catch_up_reads_leave_the_tail_alone() {
     let small = Budgets {
         tail_bytes: 3 * BLOCK_BYTES,
         catchup_bytes: BLOCK_BYTES,
+        tail_window_ms: 60_000,
     };
     let nodes = zone(1, store.clone(), small).await;
     let n = &nodes[0];
@@ -240,6 +242,12 @@ async fn catch_up_reads_leave_the_tail_alone() {
         "the old objects were read from the store"
     );
     read_all(&n.cache, &tail_key, &tail, &tail_ranges).await;
+    let tail_misses = n
+        .metrics
+        .cache_misses
+        .get_or_create(&floe_common::metrics::CacheLabels { cache: "tail" })
+        .get();
+    assert_eq!(tail_misses, 0);
     assert_eq!(
         gets(&n.metrics),
         after_catch_up,

@@ -98,6 +98,10 @@ pub fn written_at_ms(key: &str) -> Option<i64> {
 fn bounded(budget: u64) -> Cache<BlockKey, Bytes> {
     Cache::builder()
         .max_capacity(budget)
+        // Reads scan forward (tailing, or catching up block after block): the block read
+        // last is the one wanted next. TinyLFU's admission would turn away a new block while
+        // older, more-read ones fill the budget, and the scan would GET it again.
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
         .weigher(|_k: &BlockKey, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
         .build()
 }

@@ -151,7 +151,8 @@ def zone_figures(agents, before, after):
         cross = d("floe_cross_zone_bytes_total")
         n_peer = d("floe_cache_peer_fetch_seconds_count")
         peer_ms = d("floe_cache_peer_fetch_seconds_sum") / n_peer * 1000 if n_peer else float("nan")
-        print(f"  {zone}: served {served / 2**20:8.1f} MiB, GETs {gets:6.0f} "
+        objects = d("floe_wal_objects_total")
+        print(f"  {zone}: wrote {objects:.0f} WAL objects, served {served / 2**20:8.1f} MiB, GETs {gets:6.0f} "
               f"({gets / (served / GIB) if served else float('nan'):7.1f} per GiB served), "
               f"block hit ratio {hits / (hits + misses) if hits + misses else float('nan'):.3f}, "
               f"peer-fetched {peer / 2**20:7.1f} MiB in {n_peer:.0f} reads "

@@ -12,12 +12,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use floe_agent::{Agent, AgentConfig, AgentDeps};
 use floe_common::admin::{self, Readiness};
 use floe_common::{Metrics, ObjectStoreUrl, Objects};
+use floe_compactor::{Compactor, CompactorSettings};
 use floe_metadata::sequencer::GroupStats;
 use floe_metadata::service::{NowMs, ServiceSettings, StatsHook};
 use floe_metadata::{
@@ -26,7 +28,7 @@ use floe_metadata::{
 };
 use serde::Deserialize;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -258,6 +260,8 @@ struct PlaygroundArgs {
     agent: AgentFlags,
     #[command(flatten)]
     groups: GroupFlags,
+    #[command(flatten)]
+    compactor: CompactorFlags,
 }
 
 /// Group coordinator settings (Kafka's broker settings of the same names).
@@ -422,6 +426,50 @@ struct CompactorArgs {
     /// Admin HTTP address.
     #[arg(long, env = "FLOE_ADMIN_LISTEN", default_value = "127.0.0.1:9646")]
     admin_listen: SocketAddr,
+    #[command(flatten)]
+    compactor: CompactorFlags,
+}
+
+/// Compactor settings (the compactor role, and the playground's built-in compactor).
+#[derive(Args)]
+struct CompactorFlags {
+    /// Milliseconds between compactor passes (retention, deletion of unreferenced objects).
+    #[arg(long, env = "FLOE_COMPACTOR_INTERVAL_MS", default_value_t = 30_000)]
+    compactor_interval_ms: u64,
+    /// Milliseconds an unreferenced object or a deleted topic is kept before deletion, so
+    /// that reads in flight finish; also the age an unknown object must reach before it is an
+    /// orphan. Keep it well above the agents' commit timeout (30 s).
+    #[arg(long, env = "FLOE_COMPACTOR_GRACE_MS", default_value_t = 300_000)]
+    compactor_grace_ms: u64,
+    /// Milliseconds between orphan scans (each LISTs every object under the prefix).
+    #[arg(
+        long,
+        env = "FLOE_COMPACTOR_ORPHAN_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    compactor_orphan_interval_ms: u64,
+}
+
+impl CompactorFlags {
+    fn settings(&self) -> Result<CompactorSettings> {
+        if !(100..=3_600_000).contains(&self.compactor_interval_ms) {
+            bail!("--compactor-interval-ms must be in 100..=3600000");
+        }
+        if self.compactor_orphan_interval_ms < 1_000 {
+            bail!("--compactor-orphan-interval-ms must be at least 1000");
+        }
+        if self.compactor_grace_ms < 60_000 {
+            warn!(
+                grace_ms = self.compactor_grace_ms,
+                "--compactor-grace-ms below a minute: an upload whose commit is still being retried may be taken for an orphan"
+            );
+        }
+        Ok(CompactorSettings {
+            interval: Duration::from_millis(self.compactor_interval_ms),
+            grace: Duration::from_millis(self.compactor_grace_ms),
+            orphan_interval: Duration::from_millis(self.compactor_orphan_interval_ms),
+        })
+    }
 }
 
 /// The TOML file: one table per role.
@@ -637,18 +685,30 @@ async fn playground(args: PlaygroundArgs) -> Result<()> {
     spawn_group_metrics(service.clone(), admin.metrics.clone());
     let (store, prefix) = ObjectStoreUrl::File(args.data_dir.join("objects")).build(None)?;
     let objects = Objects::new(store, prefix, admin.metrics.clone());
+    let compactor_settings = args.compactor.settings()?;
     let agent = Agent::start(
         cfg,
         AgentDeps {
             metadata: service.clone() as Arc<dyn Metadata>,
-            objects,
+            objects: objects.clone(),
             metrics: admin.metrics.clone(),
         },
     )
     .await?;
+    let (stop_compactor, stop_rx) = tokio::sync::watch::channel(false);
+    let compactor = Compactor::new(
+        service.clone(),
+        objects,
+        admin.metrics.clone(),
+        compactor_settings,
+        floe_common::clock::system(),
+    )
+    .spawn(stop_rx);
     info!(kafka = %agent.local_addr(), admin = %args.admin_listen, data_dir = %args.data_dir.display(), "playground ready");
     admin.serve_until_signal().await;
     agent.shutdown().await;
+    let _ = stop_compactor.send(true);
+    let _ = compactor.await;
     admin.stop().await;
     Ok(())
 }
@@ -726,15 +786,30 @@ async fn agent(args: AgentArgs) -> Result<()> {
 }
 
 async fn compactor(args: CompactorArgs) -> Result<()> {
+    let settings = args.compactor.settings()?;
     let admin = AdminPort::start(args.admin_listen).await?;
     // Validate the wiring now so a misconfigured compactor fails at start, not later.
-    ObjectStoreUrl::parse(&args.object_store)?.build(args.s3_endpoint.as_deref())?;
-    HttpMetadataClient::new(&args.metadata_url)?
+    let (store, prefix) =
+        ObjectStoreUrl::parse(&args.object_store)?.build(args.s3_endpoint.as_deref())?;
+    let client = HttpMetadataClient::new(&args.metadata_url)?;
+    client
         .cluster_id()
         .await
         .context("reaching the metadata service")?;
-    floe_compactor::announce();
+    let objects = Objects::new(store, prefix, admin.metrics.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = Compactor::new(
+        Arc::new(client),
+        objects,
+        admin.metrics.clone(),
+        settings,
+        floe_common::clock::system(),
+    )
+    .spawn(stop_rx);
+    info!("compactor running");
     admin.serve_until_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = task.await;
     admin.stop().await;
     Ok(())
 }

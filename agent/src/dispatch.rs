@@ -36,6 +36,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -223,6 +224,12 @@ pub async fn start(
             ))
         }
         .boxed(),
+        RequestKind::DeleteRecords(req) => async move {
+            Some(ResponseKind::DeleteRecords(
+                crate::delete_records::handle(&ctx, req).await,
+            ))
+        }
+        .boxed(),
         RequestKind::DeleteTopics(req) => async move {
             Some(ResponseKind::DeleteTopics(
                 admin::delete_topics(&ctx, req, version).await,
@@ -388,6 +395,7 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::ApiVersions(_) => "ApiVersions",
         RequestKind::CreateTopics(_) => "CreateTopics",
         RequestKind::DeleteTopics(_) => "DeleteTopics",
+        RequestKind::DeleteRecords(_) => "DeleteRecords",
         RequestKind::CreatePartitions(_) => "CreatePartitions",
         RequestKind::DescribeConfigs(_) => "DescribeConfigs",
         RequestKind::AlterConfigs(_) => "AlterConfigs",
@@ -446,6 +454,11 @@ fn first_error(r: &ResponseKind) -> i16 {
         ResponseKind::ApiVersions(a) => a.error_code,
         ResponseKind::CreateTopics(c) => first(c.topics.iter().map(|t| t.error_code)),
         ResponseKind::DeleteTopics(d) => first(d.responses.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteRecords(d) => first(
+            d.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
         ResponseKind::CreatePartitions(c) => first(c.results.iter().map(|t| t.error_code)),
         ResponseKind::DescribeConfigs(d) => first(d.results.iter().map(|t| t.error_code)),
         ResponseKind::AlterConfigs(a) => first(a.responses.iter().map(|t| t.error_code)),

@@ -28,6 +28,7 @@ pub fn kafka_error(e: &MetadataError) -> ResponseError {
         MetadataError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        MetadataError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
         // Retriable: nothing became visible, or the commit is idempotent on retry.
         MetadataError::Database(_) | MetadataError::Unavailable(_) => {
             ResponseError::KafkaStorageError

@@ -11,4 +11,4 @@ pub mod telemetry;
 
 pub use clock::{Clock, SystemClock};
 pub use metrics::Metrics;
-pub use objects::{ObjectStoreUrl, Objects, ObjectsError};
+pub use objects::{Listed, ObjectStoreUrl, Objects, ObjectsError};

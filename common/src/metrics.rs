@@ -123,6 +123,21 @@ pub struct Metrics {
     pub fetch_preferred_replica: Counter,
     /// Live agents in this agent's view of the fleet.
     pub fleet_agents: Gauge,
+    /// 1 while this compactor holds the life-cycle lease (does the work).
+    pub compactor_leader: Gauge,
+    /// Compactor passes by outcome (`ok`, `error`, `standby`).
+    pub compactor_passes: Family<OutcomeLabels, Counter>,
+    /// Duration of a compactor pass.
+    pub compactor_pass_seconds: Histogram,
+    /// Objects the compactor deleted, by reason (`unreferenced`, `orphan`).
+    pub compactor_objects_deleted: Family<ReasonLabels, Counter>,
+    /// Bytes of the objects the compactor deleted, by reason.
+    pub compactor_bytes_deleted: Family<ReasonLabels, Counter>,
+    /// Partitions whose log start offset retention moved.
+    pub compactor_retention_moves: Counter,
+    /// Objects unreferenced for longer than the grace period and not yet deleted, at the end
+    /// of the last pass (the deletion backlog).
+    pub compactor_backlog_objects: Gauge,
     /// 1 while this process coordinates consumer groups.
     pub group_coordinator_leader: Gauge,
     /// Consumer groups by type and state (on the coordinating process).
@@ -135,6 +150,20 @@ pub struct Metrics {
     pub group_offset_commits: Counter,
     /// Records between a group's committed offset and the partition's high watermark.
     pub consumer_group_lag: Family<LagLabels, Gauge>,
+}
+
+/// Labels of outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Outcome name.
+    pub outcome: &'static str,
+}
+
+/// Labels of reasons.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Reason name.
+    pub reason: &'static str,
 }
 
 /// Labels of the consumer-group gauge.
@@ -200,6 +229,13 @@ impl Metrics {
             cache_push_failures: Counter::default(),
             fetch_preferred_replica: Counter::default(),
             fleet_agents: Gauge::default(),
+            compactor_leader: Gauge::default(),
+            compactor_passes: Family::default(),
+            compactor_pass_seconds: latency(),
+            compactor_objects_deleted: Family::default(),
+            compactor_bytes_deleted: Family::default(),
+            compactor_retention_moves: Counter::default(),
+            compactor_backlog_objects: Gauge::default(),
             group_coordinator_leader: Gauge::default(),
             groups: Family::default(),
             group_members: Gauge::default(),
@@ -339,6 +375,41 @@ impl Metrics {
             "fleet_agents",
             "Live agents in this agent's view of the fleet",
             m.fleet_agents.clone(),
+        );
+        r.register(
+            "compactor_leader",
+            "1 while this compactor holds the life-cycle lease",
+            m.compactor_leader.clone(),
+        );
+        r.register(
+            "compactor_passes",
+            "Compactor passes by outcome (ok, error, standby)",
+            m.compactor_passes.clone(),
+        );
+        r.register(
+            "compactor_pass_seconds",
+            "Duration of a compactor pass",
+            m.compactor_pass_seconds.clone(),
+        );
+        r.register(
+            "compactor_objects_deleted",
+            "Objects deleted by the compactor, by reason (unreferenced, orphan)",
+            m.compactor_objects_deleted.clone(),
+        );
+        r.register(
+            "compactor_bytes_deleted",
+            "Bytes of objects deleted by the compactor, by reason",
+            m.compactor_bytes_deleted.clone(),
+        );
+        r.register(
+            "compactor_retention_moves",
+            "Partitions whose log start offset retention moved",
+            m.compactor_retention_moves.clone(),
+        );
+        r.register(
+            "compactor_backlog_objects",
+            "Objects past their grace period still awaiting deletion after the last pass",
+            m.compactor_backlog_objects.clone(),
         );
         r.register(
             "group_coordinator_leader",

@@ -106,6 +106,17 @@ impl ObjectStoreUrl {
     }
 }
 
+/// An object found by [`Objects::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Key relative to the prefix.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification (upload) time, ms since the Unix epoch.
+    pub last_modified_ms: i64,
+}
+
 /// The object store as Floe's roles use it: keys relative to a prefix, every call counted.
 #[derive(Clone)]
 pub struct Objects {
@@ -188,6 +199,44 @@ impl Objects {
         let n = r.as_ref().map(|b| b.len() as u64).unwrap_or(0);
         self.count("get", purpose, r.is_ok(), n);
         r.map_err(Into::into)
+    }
+
+    /// Every object whose key starts with `dir/` (e.g. `wal`), with its size and age. One
+    /// counted LIST per call (the store pages underneath).
+    pub async fn list(
+        &self,
+        dir: &str,
+        purpose: &'static str,
+    ) -> Result<Vec<Listed>, ObjectsError> {
+        use futures::StreamExt;
+        let prefix = self.path(dir.trim_end_matches('/'));
+        let mut stream = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(meta) => {
+                    let Some(parts) = meta.location.prefix_match(&self.prefix) else {
+                        continue;
+                    };
+                    let key = parts
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    out.push(Listed {
+                        key,
+                        size: meta.size,
+                        last_modified_ms: meta.last_modified.timestamp_millis(),
+                    });
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.count("list", purpose, result.is_ok(), 0);
+        result.map(|()| out).map_err(Into::into)
     }
 
     /// Deletes an object (missing objects are not an error).

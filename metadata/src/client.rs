@@ -226,6 +226,14 @@ impl Metadata for HttpMetadataClient {
             .await
     }
 
+    async fn lifecycle(
+        &self,
+        call: crate::types::LifecycleCall,
+    ) -> Result<crate::types::LifecycleReply> {
+        self.send(self.with_body(reqwest::Method::POST, "/v1/lifecycle", &call))
+            .await
+    }
+
     async fn new_producer_id(&self) -> Result<i64> {
         self.send(self.with_body(reqwest::Method::POST, "/v1/producers", &()))
             .await

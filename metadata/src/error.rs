@@ -17,6 +17,9 @@ pub enum MetadataError {
     /// CreatePartitions asked for a count that is not larger than the current one.
     #[error("invalid partitions: {0}")]
     InvalidPartitions(String),
+    /// DeleteRecords beyond the high watermark, or below -1.
+    #[error("offset out of range: {0}")]
+    OffsetOutOfRange(String),
     /// A request the service refuses as malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),

@@ -43,6 +43,7 @@ impl From<&MetadataError> for ApiError {
             MetadataError::UnknownTopicId(id) => ("unknown_topic_id", id.to_string()),
             MetadataError::InvalidPartitions(m) => ("invalid_partitions", m.clone()),
             MetadataError::InvalidRequest(m) => ("invalid_request", m.clone()),
+            MetadataError::OffsetOutOfRange(m) => ("offset_out_of_range", m.clone()),
             MetadataError::Database(m) => ("database", m.clone()),
             MetadataError::Unavailable(m) => ("unavailable", m.clone()),
         };
@@ -64,6 +65,7 @@ impl From<ApiError> for MetadataError {
             },
             "invalid_partitions" => MetadataError::InvalidPartitions(e.detail),
             "invalid_request" => MetadataError::InvalidRequest(e.detail),
+            "offset_out_of_range" => MetadataError::OffsetOutOfRange(e.detail),
             "database" => MetadataError::Database(e.detail),
             _ => MetadataError::Unavailable(e.detail),
         }
@@ -79,9 +81,9 @@ impl IntoResponse for HttpError {
             MetadataError::UnknownTopic(_) | MetadataError::UnknownTopicId(_) => {
                 StatusCode::NOT_FOUND
             }
-            MetadataError::InvalidPartitions(_) | MetadataError::InvalidRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            MetadataError::InvalidPartitions(_)
+            | MetadataError::InvalidRequest(_)
+            | MetadataError::OffsetOutOfRange(_) => StatusCode::BAD_REQUEST,
             MetadataError::Database(_) | MetadataError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -173,6 +175,7 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/groups/{group}/offsets", get(fetch_offsets))
         .route("/v1/groups", post(group_call))
         .route("/v1/producers", post(new_producer_id))
+        .route("/v1/lifecycle", post(lifecycle))
         .route("/v1/agents/heartbeat", post(agent_heartbeat))
         .route("/v1/agents/leave", post(agent_leave))
         // A commit lists every chunk of a WAL object: ~200 bytes of JSON per partition, so
@@ -275,6 +278,13 @@ pub struct AgentLeaveBody {
 
 async fn agent_leave(State(s): Svc, Json(b): Json<AgentLeaveBody>) -> ApiResult<()> {
     Ok(Json(s.agent_leave(b.node_id, &b.instance).await?))
+}
+
+async fn lifecycle(
+    State(s): Svc,
+    Json(call): Json<crate::types::LifecycleCall>,
+) -> ApiResult<crate::types::LifecycleReply> {
+    Ok(Json(s.lifecycle(call).await?))
 }
 
 async fn new_producer_id(State(s): Svc) -> ApiResult<i64> {

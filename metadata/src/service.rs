@@ -17,8 +17,8 @@ use crate::groups::{GroupCall, GroupReply, GroupRouter, GroupSettings};
 use crate::sequencer::{GroupStats, Sequencer};
 use crate::store::MetadataStore;
 use crate::types::{
-    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark,
-    TopicId, TopicInfo, TopicSpec,
+    AgentInfo, CommitResult, CommittedOffset, IndexEntry, LifecycleCall, LifecycleReply,
+    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
 };
 
 /// One answer of the change feed: what moved since the caller's cursor.
@@ -97,6 +97,9 @@ pub trait Metadata: Send + Sync + 'static {
     async fn agent_leave(&self, node_id: i32, instance: &str) -> Result<()>;
     /// A consumer group's committed offsets.
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
+    /// The object life cycle: log start moves (DeleteRecords, retention), purging deleted
+    /// topics, collecting unreferenced objects, compactor leases.
+    async fn lifecycle(&self, call: LifecycleCall) -> Result<LifecycleReply>;
 }
 
 /// Milliseconds since the Unix epoch, from the injected clock.
@@ -534,6 +537,46 @@ impl Metadata for MetadataService {
 
     async fn agent_leave(&self, node_id: i32, instance: &str) -> Result<()> {
         self.store.remove_agent(node_id, instance).await
+    }
+
+    async fn lifecycle(&self, call: LifecycleCall) -> Result<LifecycleReply> {
+        let store = &self.store;
+        let now = (self.now_ms)();
+        Ok(match call {
+            LifecycleCall::AdvanceLogStart {
+                topic_id,
+                partition,
+                target,
+            } => {
+                let mark = store.advance_log_start(topic_id, partition, target).await?;
+                // Agents and other metadata processes learn the new log start as they learn
+                // commits: through the change feed.
+                apply_marks(&self.feed, &self.changed, std::slice::from_ref(&mark));
+                self.local_changes.send_modify(|v| v.0 += 1);
+                LifecycleReply::Watermark(mark)
+            }
+            LifecycleCall::PurgeDeletedTopics { grace_ms } => LifecycleReply::Count(
+                store
+                    .purge_deleted_topics(now.saturating_sub(grace_ms.max(0)))
+                    .await?,
+            ),
+            LifecycleCall::CollectableObjects { grace_ms, limit } => LifecycleReply::Objects(
+                store
+                    .collectable_objects(now, grace_ms.max(0), limit)
+                    .await?,
+            ),
+            LifecycleCall::ForgetObjects { keys } => {
+                LifecycleReply::Count(store.forget_objects(&keys).await?)
+            }
+            LifecycleCall::KnownObjects { keys } => {
+                LifecycleReply::Keys(store.known_objects(&keys).await?)
+            }
+            LifecycleCall::Lease {
+                name,
+                holder,
+                ttl_ms,
+            } => LifecycleReply::Granted(store.try_lease(&name, &holder, now, ttl_ms).await?),
+        })
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {

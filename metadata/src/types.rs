@@ -211,3 +211,89 @@ pub struct AgentInfo {
     /// When this run started (ms).
     pub started_at_ms: i64,
 }
+
+/// Where DeleteRecords or retention moves a partition's log start offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogStartTarget {
+    /// DeleteRecords: this offset; -1 means the high watermark.
+    Offset(i64),
+    /// Retention, in whole index entries from the start: past every entry up to the first
+    /// holding a timestamp at or after `expire_before_ms` (`retention.ms`), and past the
+    /// oldest entries beyond `max_bytes` counted from the newest (`retention.bytes`). The
+    /// newest entry is always kept by the byte limit.
+    Retention {
+        /// Entries whose every timestamp is older than this have expired.
+        expire_before_ms: Option<i64>,
+        /// Bytes to keep, counted from the newest entry.
+        max_bytes: Option<i64>,
+    },
+}
+
+/// An object nothing references any more, unreferenced for longer than the grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectableObject {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// The object life cycle's operations on the metadata (the compactor's, and DeleteRecords).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleCall {
+    /// Moves a partition's log start; answered with `Watermark`.
+    AdvanceLogStart {
+        /// Topic.
+        topic_id: TopicId,
+        /// Partition.
+        partition: i32,
+        /// Where to.
+        target: LogStartTarget,
+    },
+    /// Removes topics deleted more than `grace_ms` ago; answered with `Count`.
+    PurgeDeletedTopics {
+        /// Grace period after deletion.
+        grace_ms: i64,
+    },
+    /// Objects unreferenced for at least `grace_ms`; answered with `Objects`.
+    CollectableObjects {
+        /// Grace period after the last reference went.
+        grace_ms: i64,
+        /// Most objects returned.
+        limit: u32,
+    },
+    /// Forgets deleted objects; answered with `Count`.
+    ForgetObjects {
+        /// Keys deleted from the object store.
+        keys: Vec<String>,
+    },
+    /// Which keys the metadata knows; answered with `Keys`.
+    KnownObjects {
+        /// Keys listed in the object store.
+        keys: Vec<String>,
+    },
+    /// Takes or renews a lease; answered with `Granted`.
+    Lease {
+        /// Lease name.
+        name: String,
+        /// Holder (a compactor instance).
+        holder: String,
+        /// Lifetime from now.
+        ttl_ms: i64,
+    },
+}
+
+/// Answers to [`LifecycleCall`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleReply {
+    /// A partition's watermarks after the call.
+    Watermark(PartitionWatermark),
+    /// Rows or topics affected.
+    Count(u64),
+    /// Collectable objects.
+    Objects(Vec<CollectableObject>),
+    /// Object keys.
+    Keys(Vec<String>),
+    /// Whether the lease is held.
+    Granted(bool),
+}

@@ -211,6 +211,13 @@ impl Metadata for FlakyMetadata {
         self.inner.delete_topic(name).await
     }
 
+    async fn lifecycle(
+        &self,
+        call: floe_metadata::LifecycleCall,
+    ) -> floe_metadata::Result<floe_metadata::LifecycleReply> {
+        self.inner.lifecycle(call).await
+    }
+
     async fn create_partitions(&self, name: &str, total: i32) -> floe_metadata::Result<TopicInfo> {
         self.inner.create_partitions(name, total).await
     }

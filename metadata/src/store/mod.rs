@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::groups::GroupRecord;
 use crate::types::{
-    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark,
-    TopicId, TopicInfo, TopicSpec,
+    AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
+    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
 };
 
 /// Durable metadata: topics, partitions and the offset index.
@@ -164,6 +164,43 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Every committed offset of a live topic with its lag behind the high watermark:
     /// `(group, topic name, partition, lag)`, lag never below zero.
     async fn consumer_lag(&self) -> Result<Vec<(String, String, i32, i64)>>;
+
+    /// Moves a live partition's log start offset forward (never back, never past the high
+    /// watermark) to `target`, and drops the index entries wholly below it, in one
+    /// transaction. Fails with `UnknownTopicId` for an unknown or deleted partition and with
+    /// `OffsetOutOfRange` for an offset beyond the high watermark or below -1.
+    async fn advance_log_start(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        target: LogStartTarget,
+    ) -> Result<PartitionWatermark>;
+
+    /// Removes every trace of topics deleted before `deleted_before_ms` (index entries,
+    /// partitions, producer states, the topic row), so their objects become unreferenced.
+    /// Returns the topics removed.
+    async fn purge_deleted_topics(&self, deleted_before_ms: i64) -> Result<u64>;
+
+    /// Marks objects that no index entry references as unreferenced since `now_ms`, and
+    /// returns up to `limit` objects unreferenced for at least `grace_ms` (oldest first):
+    /// readers that found them just before may still be reading them until then.
+    async fn collectable_objects(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CollectableObject>>;
+
+    /// Forgets unreferenced objects once deleted from the object store. Live objects are
+    /// never forgotten. Returns the rows removed.
+    async fn forget_objects(&self, keys: &[String]) -> Result<u64>;
+
+    /// Which of `keys` the metadata knows (referenced or awaiting deletion).
+    async fn known_objects(&self, keys: &[String]) -> Result<Vec<String>>;
+
+    /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`. True when
+    /// `holder` holds it: it was free, expired, or already `holder`'s.
+    async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
 }
 
 /// A held group-coordinator lease.

@@ -10,8 +10,8 @@ use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    ChunkOutcome, CommitResult, IndexEntry, ObjectCommit, PartitionInfo, PartitionWatermark,
-    ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
+    ChunkOutcome, CommitResult, IndexEntry, LogStartTarget, ObjectCommit, PartitionInfo,
+    PartitionWatermark, ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
 };
 
 /// Largest partition count a topic may have; bounds the rows one request can create.
@@ -788,3 +788,67 @@ mod unit {
         );
     }
 }
+
+/// What a backend read about a partition to move its log start (`advance_log_start`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogFacts {
+    /// Current log start offset.
+    pub log_start: i64,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Base offset of the first live entry holding a timestamp at or after the retention
+    /// cut-off (asked only for time retention).
+    pub first_unexpired: Option<i64>,
+    /// Base offset of the oldest live entry within the byte limit counted from the newest
+    /// (asked only for byte retention).
+    pub first_within_bytes: Option<i64>,
+    /// Base offset of the newest live entry.
+    pub newest_base: Option<i64>,
+}
+
+/// The log start offset `target` asks for, given `facts`: never behind the current one,
+/// never past the high watermark.
+pub(crate) fn new_log_start(facts: LogFacts, target: LogStartTarget) -> Result<i64> {
+    let LogFacts {
+        log_start,
+        high_watermark: hw,
+        ..
+    } = facts;
+    let wanted = match target {
+        LogStartTarget::Offset(-1) => hw,
+        LogStartTarget::Offset(o) if o < -1 || o > hw => {
+            return Err(MetadataError::OffsetOutOfRange(format!(
+                "offset {o} outside -1..={hw}"
+            )))
+        }
+        LogStartTarget::Offset(o) => o,
+        LogStartTarget::Retention {
+            expire_before_ms,
+            max_bytes,
+        } => {
+            // Every entry expired: the log empties up to the high watermark.
+            let by_time = expire_before_ms.map(|_| facts.first_unexpired.unwrap_or(hw));
+            // Even the newest entry alone exceeds the limit: keep it (Kafka keeps the
+            // active segment).
+            let by_bytes = max_bytes.map(|_| {
+                facts
+                    .first_within_bytes
+                    .or(facts.newest_base)
+                    .unwrap_or(log_start)
+            });
+            by_time
+                .unwrap_or(log_start)
+                .max(by_bytes.unwrap_or(log_start))
+        }
+    };
+    Ok(wanted.max(log_start).min(hw))
+}
+
+/// Tables holding rows of a topic, children first: what purging a deleted topic removes.
+pub(crate) const TOPIC_TABLES: [&str; 5] = [
+    "offset_index",
+    "producer_partitions",
+    "aborted_transactions",
+    "partitions",
+    "topics",
+];

@@ -23,8 +23,8 @@ use super::MetadataStore;
 use crate::error::{MetadataError, Result};
 use crate::groups::GroupRecord;
 use crate::types::{
-    AgentInfo, CommitResult, CommittedOffset, IndexEntry, ObjectCommit, PartitionWatermark,
-    TopicId, TopicInfo, TopicSpec,
+    AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
+    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
 };
 
 /// SQLite migrations, applied in version order at open.
@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "agents",
         include_str!("../../migrations/sqlite/0003_agents.sql"),
+    ),
+    (
+        4,
+        "compactor",
+        include_str!("../../migrations/sqlite/0004_compactor.sql"),
     ),
 ];
 
@@ -801,5 +806,195 @@ impl MetadataStore for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?,
         )
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        target: LogStartTarget,
+    ) -> Result<PartitionWatermark> {
+        // The single writer connection serializes this with commits.
+        let mut tx = self.writer.begin().await?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT p.high_watermark, p.log_start_offset
+             FROM partitions p JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
+             WHERE p.topic_id = ?1 AND p.partition = ?2",
+        )
+        .bind(topic_id)
+        .bind(partition)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (high_watermark, log_start) = row.ok_or(MetadataError::UnknownTopicId(topic_id))?;
+        let mut facts = plan::LogFacts {
+            log_start,
+            high_watermark,
+            ..plan::LogFacts::default()
+        };
+        if let LogStartTarget::Retention {
+            expire_before_ms,
+            max_bytes,
+        } = target
+        {
+            if let Some(cut) = expire_before_ms {
+                facts.first_unexpired = sqlx::query_scalar(
+                    "SELECT min(base_offset) FROM offset_index
+                     WHERE topic_id = ?1 AND partition = ?2 AND last_offset >= ?3
+                       AND max_timestamp_ms >= ?4",
+                )
+                .bind(topic_id)
+                .bind(partition)
+                .bind(log_start)
+                .bind(cut)
+                .fetch_one(&mut *tx)
+                .await?;
+            }
+            if let Some(max) = max_bytes {
+                facts.first_within_bytes = sqlx::query_scalar(
+                    "SELECT min(base_offset) FROM (
+                         SELECT base_offset,
+                                sum(byte_len) OVER (ORDER BY base_offset DESC) AS newer_bytes
+                         FROM offset_index
+                         WHERE topic_id = ?1 AND partition = ?2 AND last_offset >= ?3) s
+                     WHERE newer_bytes <= ?4",
+                )
+                .bind(topic_id)
+                .bind(partition)
+                .bind(log_start)
+                .bind(max)
+                .fetch_one(&mut *tx)
+                .await?;
+                facts.newest_base = sqlx::query_scalar(
+                    "SELECT max(base_offset) FROM offset_index
+                     WHERE topic_id = ?1 AND partition = ?2",
+                )
+                .bind(topic_id)
+                .bind(partition)
+                .fetch_one(&mut *tx)
+                .await?;
+            }
+        }
+        let new_start = plan::new_log_start(facts, target)?;
+        if new_start > log_start {
+            sqlx::query(
+                "UPDATE partitions SET log_start_offset = ?3 WHERE topic_id = ?1 AND partition = ?2",
+            )
+            .bind(topic_id)
+            .bind(partition)
+            .bind(new_start)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM offset_index WHERE topic_id = ?1 AND partition = ?2 AND last_offset < ?3",
+            )
+            .bind(topic_id)
+            .bind(partition)
+            .bind(new_start)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(PartitionWatermark {
+            topic_id,
+            partition,
+            high_watermark,
+            log_start_offset: new_start,
+        })
+    }
+
+    async fn purge_deleted_topics(&self, deleted_before_ms: i64) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT topic_id FROM topics WHERE deleted_at_ms IS NOT NULL AND deleted_at_ms < ?1",
+        )
+        .bind(deleted_before_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            for table in plan::TOPIC_TABLES {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE topic_id = ?1"
+                )))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn collectable_objects(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CollectableObject>> {
+        sqlx::query(
+            "UPDATE objects SET state = 'replaced', replaced_at_ms = ?1
+             WHERE state = 'live' AND created_at_ms <= ?1 - ?2
+               AND NOT EXISTS (SELECT 1 FROM offset_index i WHERE i.object_key = objects.object_key)",
+        )
+        .bind(now_ms)
+        .bind(grace_ms)
+        .execute(&self.writer)
+        .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT object_key, size_bytes FROM objects
+             WHERE state <> 'live' AND replaced_at_ms <= ?1 - ?2
+             ORDER BY replaced_at_ms, object_key LIMIT ?3",
+        )
+        .bind(now_ms)
+        .bind(grace_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, size)| CollectableObject { key, size })
+            .collect())
+    }
+
+    async fn forget_objects(&self, keys: &[String]) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM objects WHERE object_key IN (SELECT value FROM json_each(?1))
+               AND state <> 'live'",
+        )
+        .bind(
+            serde_json::to_string(keys)
+                .map_err(|e| MetadataError::InvalidRequest(e.to_string()))?,
+        )
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    async fn known_objects(&self, keys: &[String]) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT object_key FROM objects WHERE object_key IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(
+            serde_json::to_string(keys)
+                .map_err(|e| MetadataError::InvalidRequest(e.to_string()))?,
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let got: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, expires_at_ms) VALUES (?1, ?2, ?3 + ?4)
+             ON CONFLICT (name) DO UPDATE
+                 SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
+                 WHERE leases.holder = excluded.holder OR leases.expires_at_ms < ?3
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(got.is_some())
     }
 }

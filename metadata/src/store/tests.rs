@@ -13,8 +13,8 @@ use crate::error::MetadataError;
 use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use crate::testing::TestPostgres;
 use crate::types::{
-    ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, ObjectCommit,
-    ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
+    ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
+    ObjectCommit, ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
 };
 
 /// A backend under test: a store on a fresh database, plus the ways the suite reaches it.
@@ -127,6 +127,9 @@ conformance_suite!(
     concurrent_commits_are_contiguous,
     group_offsets_upsert_survive_reopen_and_hide_deleted_topics,
     find_max_timestamp_finds_the_largest_lowest_offset,
+    log_start_moves_by_delete_records_and_retention,
+    unreferenced_objects_are_collected_after_the_grace_period,
+    leases_are_exclusive_until_they_expire,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -1242,4 +1245,190 @@ async fn idle_producers_expire<H: Harness>() {
     // Idle past the cut: forgotten; the producer may then go on at any sequence (KIP-360).
     assert_eq!(store.expire_producers(NOW + 1).await.unwrap(), 1);
     assert_eq!(commit("o3", 7, NOW + 2).await, vec![committed(1)]);
+}
+
+/// Four objects of ten offsets each in partition 0 of `t`, the i-th with timestamps
+/// NOW + 1000 i ..= NOW + 1000 i + 10 and 1000 bytes.
+async fn four_entries(store: &dyn MetadataStore) -> TopicId {
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    for i in 0..4i64 {
+        let mut c = chunk(t.id, 0, 10);
+        c.first_timestamp_ms = NOW + 1000 * i;
+        c.max_timestamp_ms = NOW + 1000 * i + 10;
+        store
+            .commit_objects(&[object(&format!("o{i}"), vec![c])], NOW)
+            .await
+            .unwrap();
+    }
+    t.id
+}
+
+async fn log_start_moves_by_delete_records_and_retention<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let id = four_entries(store.as_ref()).await;
+    let start = |target| {
+        let store = store.clone();
+        async move { store.advance_log_start(id, 0, target).await }
+    };
+    // DeleteRecords: inside an entry, which stays (its first offsets are below the start).
+    let m = start(LogStartTarget::Offset(15)).await.unwrap();
+    assert_eq!((m.log_start_offset, m.high_watermark), (15, 40));
+    let entries = store.read_index(id, 0, 0, 10).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.base_offset).collect::<Vec<_>>(),
+        vec![10, 20, 30]
+    );
+    for bad in [41, -2] {
+        assert!(matches!(
+            start(LogStartTarget::Offset(bad)).await,
+            Err(MetadataError::OffsetOutOfRange(_))
+        ));
+    }
+    // Never backwards.
+    assert_eq!(
+        start(LogStartTarget::Offset(5))
+            .await
+            .unwrap()
+            .log_start_offset,
+        15
+    );
+    let retention = |expire_before_ms, max_bytes| LogStartTarget::Retention {
+        expire_before_ms,
+        max_bytes,
+    };
+    // Time: the first entry with a timestamp at or after the cut-off stays.
+    let m = start(retention(Some(NOW + 2005), None)).await.unwrap();
+    assert_eq!(m.log_start_offset, 20);
+    // Bytes: 1000 bytes keep the newest entry only; 500 still keep it.
+    assert_eq!(
+        start(retention(None, Some(1000)))
+            .await
+            .unwrap()
+            .log_start_offset,
+        30
+    );
+    assert_eq!(
+        start(retention(None, Some(500)))
+            .await
+            .unwrap()
+            .log_start_offset,
+        30
+    );
+    assert_eq!(
+        start(retention(Some(NOW), Some(1_000_000)))
+            .await
+            .unwrap()
+            .log_start_offset,
+        30
+    );
+    // Everything expired: the log empties up to the high watermark.
+    let m = start(retention(Some(NOW + 10_000), None)).await.unwrap();
+    assert_eq!((m.log_start_offset, m.high_watermark), (40, 40));
+    assert!(store.read_index(id, 0, 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        start(LogStartTarget::Offset(-1))
+            .await
+            .unwrap()
+            .log_start_offset,
+        40
+    );
+    let marks = store.watermarks().await.unwrap();
+    assert_eq!(marks[0].log_start_offset, 40);
+    // Commits go on after the log start.
+    let (r, _) = store
+        .commit_objects(&[object("o4", vec![chunk(id, 0, 5)])], NOW)
+        .await
+        .unwrap();
+    assert_eq!(bases(&r[0]), vec![Some(40)]);
+    assert!(matches!(
+        store
+            .advance_log_start(id, 1, LogStartTarget::Offset(0))
+            .await,
+        Err(MetadataError::UnknownTopicId(_))
+    ));
+    store.delete_topic("t").await.unwrap();
+    assert!(matches!(
+        start(LogStartTarget::Offset(-1)).await,
+        Err(MetadataError::UnknownTopicId(_))
+    ));
+}
+
+async fn unreferenced_objects_are_collected_after_the_grace_period<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    store
+        .commit_objects(
+            &[
+                object("a", vec![chunk(t.id, 0, 3), chunk(t.id, 1, 3)]),
+                object("b", vec![chunk(t.id, 0, 3)]),
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let keys =
+        |v: Vec<crate::types::CollectableObject>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
+    // Partition 0 emptied: "b" is referenced by nothing, "a" still by partition 1.
+    store
+        .advance_log_start(t.id, 0, LogStartTarget::Offset(-1))
+        .await
+        .unwrap();
+    // Too young to be marked; then marked but within the grace period; then collectable.
+    assert!(store
+        .collectable_objects(NOW + 10, 100, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .collectable_objects(NOW + 200, 100, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let got = store.collectable_objects(NOW + 300, 100, 10).await.unwrap();
+    assert_eq!(got[0].size, 364);
+    assert_eq!(keys(got), vec!["b".to_string()]);
+    let all = ["a".to_string(), "b".to_string(), "x".to_string()];
+    let mut known = store.known_objects(&all).await.unwrap();
+    known.sort();
+    assert_eq!(known, vec!["a".to_string(), "b".to_string()]);
+    // Live objects are never forgotten.
+    assert_eq!(store.forget_objects(&all).await.unwrap(), 1);
+    assert_eq!(
+        store.known_objects(&all).await.unwrap(),
+        vec!["a".to_string()]
+    );
+    // A deleted topic, once purged, leaves its objects unreferenced.
+    store.delete_topic("t").await.unwrap();
+    assert_eq!(store.purge_deleted_topics(0).await.unwrap(), 0);
+    assert_eq!(store.purge_deleted_topics(i64::MAX).await.unwrap(), 1);
+    assert!(store
+        .collectable_objects(NOW + 400, 100, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let got = store.collectable_objects(NOW + 600, 100, 10).await.unwrap();
+    assert_eq!(keys(got), vec!["a".to_string()]);
+    // The name is free and nothing of the old topic shows.
+    assert!(store.list_topics().await.unwrap().is_empty());
+    store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    assert_eq!(hwm(store.as_ref(), "t", 0).await, 0);
+}
+
+async fn leases_are_exclusive_until_they_expire<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let other = h.another().await;
+    assert!(store.try_lease("gc", "a", NOW, 1000).await.unwrap());
+    assert!(!other.try_lease("gc", "b", NOW + 500, 1000).await.unwrap());
+    // Renewed by its holder: now until NOW + 1900.
+    assert!(store.try_lease("gc", "a", NOW + 900, 1000).await.unwrap());
+    assert!(!other.try_lease("gc", "b", NOW + 1800, 1000).await.unwrap());
+    assert!(other.try_lease("gc", "b", NOW + 2000, 1000).await.unwrap());
+    assert!(!store.try_lease("gc", "a", NOW + 2100, 1000).await.unwrap());
+    assert!(store
+        .try_lease("other", "a", NOW + 2100, 1000)
+        .await
+        .unwrap());
 }

@@ -1,0 +1,184 @@
+"""The compactor on PostgreSQL and the S3-compatible server, driven by stock clients: retention
+moves the log start and deletes objects, DeleteRecords through the admin client, DeleteTopics
+leaves no object behind, orphans are collected, a killed compactor's work is finished by its
+restart, and of two compactors one works."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import boto3
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from conftest import http_get
+from kafka_util import admin, create_topic, metric_sum, watermarks
+
+
+def s3_keys(cluster) -> set[str]:
+    s3 = boto3.client("s3", endpoint_url=cluster.s3_endpoint)
+    keys, token = set(), None
+    while True:
+        kw = {"Bucket": cluster.bucket, "Prefix": cluster.prefix + "/"}
+        if token:
+            kw["ContinuationToken"] = token
+        r = s3.list_objects_v2(**kw)
+        keys |= {o["Key"][len(cluster.prefix) + 1:] for o in r.get("Contents", [])}
+        if not r.get("IsTruncated"):
+            return keys
+        token = r["NextContinuationToken"]
+
+
+def until(what, check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def produce(bootstrap, topic, values, partition=0, timestamp=None):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for v in values:
+        if timestamp is None:
+            p.produce(topic, value=v, partition=partition)
+        else:
+            p.produce(topic, value=v, partition=partition, timestamp=timestamp)
+    assert p.flush(30) == 0
+
+
+def read_from_start(bootstrap, topic, n, partition=0):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < n and time.monotonic() < deadline:
+        for m in c.consume(500, 0.2):
+            if not m.error():
+                got.append((m.offset(), m.value()))
+    c.close()
+    return got
+
+
+def compactor_metric(proc, name, **labels) -> float:
+    status, body = http_get(proc.admin_url + "/metrics")
+    assert status == 200
+    return metric_sum(body, name, **labels)
+
+
+def test_retention_moves_the_log_start_and_deletes_objects(cluster):
+    create_topic(cluster.bootstrap, "ret", config={"retention.ms": "3600000"})
+    create_topic(cluster.bootstrap, "keep")
+    old = int(time.time() * 1000) - 2 * 3600 * 1000
+    produce(cluster.bootstrap, "ret", [b"old-%03d" % i for i in range(100)], timestamp=old)
+    produce(cluster.bootstrap, "keep", [b"keep"])
+    produce(cluster.bootstrap, "ret", [b"new-%03d" % i for i in range(50)])
+    before = s3_keys(cluster)
+    assert watermarks(cluster.bootstrap, "ret", 0) == (0, 150)
+    comp = cluster.add_compactor()
+    until("retention", lambda: watermarks(cluster.bootstrap, "ret", 0) == (100, 150))
+    # The objects that held only expired records go after the 1 s grace period.
+    until("deletion", lambda: compactor_metric(
+        comp, "floe_compactor_objects_deleted_total", reason="unreferenced") >= 1)
+    after = s3_keys(cluster)
+    assert after < before, (before, after)
+    # Readers from the beginning start at the new log start; nothing else changed.
+    got = read_from_start(cluster.bootstrap, "ret", 50)
+    assert got == [(100 + i, b"new-%03d" % i) for i in range(50)]
+    assert read_from_start(cluster.bootstrap, "keep", 1) == [(0, b"keep")]
+    assert compactor_metric(comp, "floe_compactor_retention_moves_total") >= 1
+
+
+def test_delete_records_through_the_admin_client(cluster):
+    create_topic(cluster.bootstrap, "dr", partitions=2)
+    produce(cluster.bootstrap, "dr", [b"v%03d" % i for i in range(100)])
+    a = admin(cluster.bootstrap)
+    fs = a.delete_records([TopicPartition("dr", 0, 40)], request_timeout=30)
+    res = fs[TopicPartition("dr", 0, 40)].result(timeout=30)
+    assert res.low_watermark == 40
+    assert watermarks(cluster.bootstrap, "dr", 0) == (40, 100)
+    assert read_from_start(cluster.bootstrap, "dr", 60) == [(40 + i, b"v%03d" % (40 + i))
+                                                            for i in range(60)]
+    # Backwards is a no-op; -1 means the high watermark; beyond it is OFFSET_OUT_OF_RANGE.
+    res = a.delete_records([TopicPartition("dr", 0, 10)])[TopicPartition("dr", 0, 10)].result(30)
+    assert res.low_watermark == 40
+    fs = a.delete_records([TopicPartition("dr", 0, 1000)])
+    try:
+        fs[TopicPartition("dr", 0, 1000)].result(timeout=30)
+        raise AssertionError("DeleteRecords beyond the high watermark succeeded")
+    except Exception as e:  # KafkaException carrying the broker's error
+        err = e.args[0]
+        assert err.code() == KafkaError.OFFSET_OUT_OF_RANGE, err
+    res = a.delete_records([TopicPartition("dr", 0, -1)])[TopicPartition("dr", 0, -1)].result(30)
+    assert res.low_watermark == 100
+    # The other partition is untouched.
+    assert watermarks(cluster.bootstrap, "dr", 1) == (0, 0)
+    # Produce goes on after the moved start.
+    produce(cluster.bootstrap, "dr", [b"after"])
+    assert watermarks(cluster.bootstrap, "dr", 0) == (100, 101)
+    # The compactor deletes the object that now holds nothing readable.
+    keys = s3_keys(cluster)
+    comp = cluster.add_compactor()
+    until("deletion", lambda: s3_keys(cluster) < keys)
+    assert read_from_start(cluster.bootstrap, "dr", 1) == [(100, b"after")]
+    comp.stop()
+
+
+def test_deleted_topics_and_orphans_leave_nothing_behind(cluster):
+    create_topic(cluster.bootstrap, "gone", partitions=3)
+    create_topic(cluster.bootstrap, "stays")
+    for p in range(3):
+        produce(cluster.bootstrap, "gone", [b"x" * 100] * 50, partition=p)
+    produce(cluster.bootstrap, "stays", [b"s%02d" % i for i in range(10)])
+    stays_keys = s3_keys(cluster)
+    # An orphan: uploaded as an agent would, never committed.
+    s3 = boto3.client("s3", endpoint_url=cluster.s3_endpoint)
+    orphan = "wal/0000/99-0-deadbeef.wal"
+    s3.put_object(Bucket=cluster.bucket, Key=f"{cluster.prefix}/{orphan}", Body=b"junk")
+    a = admin(cluster.bootstrap)
+    a.delete_topics(["gone"])["gone"].result(timeout=30)
+    comp = cluster.add_compactor()
+    until("orphan deletion", lambda: orphan not in s3_keys(cluster))
+    # Every object of the deleted topic alone is gone; those shared with "stays" remain
+    # (objects hold several partitions), and "stays" reads back whole.
+    until("deleted topic's objects", lambda: compactor_metric(
+        comp, "floe_compactor_objects_deleted_total", reason="unreferenced") >= 1)
+    assert read_from_start(cluster.bootstrap, "stays", 10) == [(i, b"s%02d" % i)
+                                                               for i in range(10)]
+    assert compactor_metric(comp, "floe_compactor_objects_deleted_total", reason="orphan") == 1
+    remaining = s3_keys(cluster)
+    assert remaining <= stays_keys - {orphan}
+    assert remaining, "the objects of the live topic must stay"
+
+
+def test_a_killed_compactor_is_finished_by_another(cluster):
+    create_topic(cluster.bootstrap, "k", config={"retention.ms": "1000"})
+    for i in range(5):
+        produce(cluster.bootstrap, "k", [b"k%d" % i] * 20)
+    time.sleep(1.2)  # every record is past retention.ms
+    first = cluster.add_compactor(["--compactor-grace-ms", "3000"])
+    until("retention", lambda: watermarks(cluster.bootstrap, "k", 0)[0] == 100)
+    # Killed within its grace period: the unreferenced objects are still there.
+    first.kill()
+    assert len(s3_keys(cluster)) >= 5
+    # A second compactor takes the lease once the dead one's lapses, and deletes them.
+    second = cluster.add_compactor()
+    until("takeover", lambda: compactor_metric(second, "floe_compactor_leader") == 1, timeout=40)
+    until("deletion", lambda: not s3_keys(cluster), timeout=30)
+    produce(cluster.bootstrap, "k", [b"later"])
+    assert read_from_start(cluster.bootstrap, "k", 1) == [(100, b"later")]
+
+
+def test_of_two_compactors_one_works(cluster):
+    one, two = cluster.add_compactor(), cluster.add_compactor()
+    until("a leader", lambda: compactor_metric(one, "floe_compactor_leader")
+          + compactor_metric(two, "floe_compactor_leader") == 1)
+    time.sleep(1)
+    assert compactor_metric(one, "floe_compactor_leader") + \
+        compactor_metric(two, "floe_compactor_leader") == 1
+    standby = one if compactor_metric(one, "floe_compactor_leader") == 0 else two
+    assert compactor_metric(standby, "floe_compactor_passes_total", outcome="standby") >= 1
+    assert compactor_metric(standby, "floe_compactor_passes_total", outcome="ok") == 0
+    assert os.environ.get("FLOE_TEST_S3_ENDPOINT")

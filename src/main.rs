@@ -448,6 +448,16 @@ struct CompactorFlags {
         default_value_t = 600_000
     )]
     compactor_orphan_interval_ms: u64,
+    /// Target size of a segment, in bytes (1 MiB..=1 GiB).
+    #[arg(long, env = "FLOE_COMPACTOR_SEGMENT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    compactor_segment_bytes: u64,
+    /// WAL chunks younger than this many milliseconds are not folded into segments yet.
+    #[arg(
+        long,
+        env = "FLOE_COMPACTOR_SEGMENT_DELAY_MS",
+        default_value_t = 300_000
+    )]
+    compactor_segment_delay_ms: u64,
 }
 
 impl CompactorFlags {
@@ -457,6 +467,9 @@ impl CompactorFlags {
         }
         if self.compactor_orphan_interval_ms < 1_000 {
             bail!("--compactor-orphan-interval-ms must be at least 1000");
+        }
+        if !(1 << 20..=1 << 30).contains(&self.compactor_segment_bytes) {
+            bail!("--compactor-segment-bytes must be in 1 MiB..=1 GiB");
         }
         if self.compactor_grace_ms < 60_000 {
             warn!(
@@ -468,6 +481,8 @@ impl CompactorFlags {
             interval: Duration::from_millis(self.compactor_interval_ms),
             grace: Duration::from_millis(self.compactor_grace_ms),
             orphan_interval: Duration::from_millis(self.compactor_orphan_interval_ms),
+            segment_bytes: self.compactor_segment_bytes,
+            segment_delay: Duration::from_millis(self.compactor_segment_delay_ms),
         })
     }
 }

@@ -138,6 +138,15 @@ pub struct Metrics {
     /// Objects unreferenced for longer than the grace period and not yet deleted, at the end
     /// of the last pass (the deletion backlog).
     pub compactor_backlog_objects: Gauge,
+    /// Segments the compactor wrote and swapped in.
+    pub compactor_segments: Counter,
+    /// Bytes of the segments written.
+    pub compactor_segment_bytes: Counter,
+    /// Chunks the compactor found unreadable (their runs are left unfolded).
+    pub compactor_corrupt_chunks: Counter,
+    /// Bytes of WAL chunks older than the segment delay not yet folded into segments, after
+    /// the last pass (the compaction backlog).
+    pub compactor_backlog_bytes: Gauge,
     /// 1 while this process coordinates consumer groups.
     pub group_coordinator_leader: Gauge,
     /// Consumer groups by type and state (on the coordinating process).
@@ -236,6 +245,10 @@ impl Metrics {
             compactor_bytes_deleted: Family::default(),
             compactor_retention_moves: Counter::default(),
             compactor_backlog_objects: Gauge::default(),
+            compactor_segments: Counter::default(),
+            compactor_segment_bytes: Counter::default(),
+            compactor_corrupt_chunks: Counter::default(),
+            compactor_backlog_bytes: Gauge::default(),
             group_coordinator_leader: Gauge::default(),
             groups: Family::default(),
             group_members: Gauge::default(),
@@ -410,6 +423,26 @@ impl Metrics {
             "compactor_backlog_objects",
             "Objects past their grace period still awaiting deletion after the last pass",
             m.compactor_backlog_objects.clone(),
+        );
+        r.register(
+            "compactor_segments",
+            "Segments written and swapped into the offset index",
+            m.compactor_segments.clone(),
+        );
+        r.register(
+            "compactor_segment_bytes",
+            "Bytes of segments written",
+            m.compactor_segment_bytes.clone(),
+        );
+        r.register(
+            "compactor_corrupt_chunks",
+            "Chunks the compactor could not read back (left unfolded)",
+            m.compactor_corrupt_chunks.clone(),
+        );
+        r.register(
+            "compactor_backlog_bytes",
+            "Bytes of WAL chunks past the segment delay not yet folded into segments",
+            m.compactor_backlog_bytes.clone(),
         );
         r.register(
             "group_coordinator_leader",

@@ -30,6 +30,16 @@ pub enum ObjectsError {
     Io(#[from] std::io::Error),
 }
 
+impl ObjectsError {
+    /// Whether the object does not exist (deleted, or never written).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ObjectsError::Store(object_store::Error::NotFound { .. })
+        )
+    }
+}
+
 /// Where objects live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectStoreUrl {

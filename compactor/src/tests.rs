@@ -57,6 +57,7 @@ fn compactor(w: &World, grace_ms: u64) -> Compactor {
             interval: Duration::from_millis(100),
             grace: Duration::from_millis(grace_ms),
             orphan_interval: Duration::from_millis(100),
+            ..CompactorSettings::default()
         },
         Arc::new(SystemClock),
     );
@@ -245,4 +246,186 @@ async fn one_compactor_works_at_a_time() {
     assert!(a.run_once(false).await.expect("a").leader);
     assert!(!b.run_once(false).await.expect("b").leader);
     assert!(a.run_once(false).await.expect("a again").leader);
+}
+
+mod folding {
+    use super::*;
+    use bytes::BytesMut;
+    use floe_format::records::{encode_batch, BatchSpec, Record};
+    use floe_format::{split_batches, Compression};
+
+    /// A chunk of `batches` batches of 3 records each (placeholder base offsets, as
+    /// producers send them).
+    fn chunk(tag: u8, batches: usize) -> Bytes {
+        let mut out = BytesMut::new();
+        for b in 0..batches {
+            let records: Vec<Record> = (0..3)
+                .map(|i| Record {
+                    offset_delta: i,
+                    timestamp_delta: 0,
+                    key: Some(Bytes::from(vec![tag, b as u8, i as u8])),
+                    value: Some(Bytes::from(vec![tag; 200])),
+                    headers: Vec::new(),
+                })
+                .collect();
+            // Timestamps as the commit says (recent, so default retention keeps them).
+            let now = SystemClock.now_ms();
+            let spec = BatchSpec {
+                base_timestamp: now,
+                max_timestamp: now,
+                ..BatchSpec::default()
+            };
+            out.extend_from_slice(
+                &encode_batch(&spec, &records, Compression::None).expect("batch"),
+            );
+        }
+        out.freeze()
+    }
+
+    /// Uploads an object of one chunk per partition and commits it.
+    async fn commit_wal(w: &World, key: &str, parts: &[(TopicId, i32, Bytes)]) {
+        let mut object = BytesMut::new();
+        let mut chunks = Vec::new();
+        for (topic_id, partition, bytes) in parts {
+            let count: i64 = floe_format::scan_batches(bytes)
+                .expect("framed")
+                .iter()
+                .map(|b| i64::from(b.header.last_offset_delta) + 1)
+                .sum();
+            chunks.push(ChunkCommit {
+                topic_id: *topic_id,
+                partition: *partition,
+                byte_offset: object.len() as i64,
+                byte_len: bytes.len() as i64,
+                offset_count: count,
+                batch_count: 2,
+                // Recent: default retention keeps them.
+                first_timestamp_ms: SystemClock.now_ms(),
+                max_timestamp_ms: SystemClock.now_ms(),
+                producer: None,
+            });
+            object.extend_from_slice(bytes);
+        }
+        let size = object.len() as i64;
+        w.objects
+            .put(key, object.freeze(), "wal")
+            .await
+            .expect("put");
+        w.metadata
+            .commit_object(ObjectCommit {
+                object_key: key.to_string(),
+                object_size: size,
+                chunks,
+            })
+            .await
+            .expect("commit");
+    }
+
+    /// What a fetch of the whole partition returns: every batch with its real base offset
+    /// and leader epoch 0 written in, as the agent's read path does.
+    async fn read_all(w: &World, topic_id: TopicId, partition: i32) -> (Vec<u8>, Vec<String>) {
+        let entries = w
+            .metadata
+            .read_index(topic_id, partition, 0, 1000)
+            .await
+            .expect("index");
+        let mut out = Vec::new();
+        for e in &entries {
+            let bytes = w
+                .objects
+                .get_range(
+                    &e.object_key,
+                    e.byte_offset as u64..(e.byte_offset + e.byte_len) as u64,
+                    "test",
+                )
+                .await
+                .expect("read");
+            let mut base = e.base_offset;
+            for b in split_batches(&bytes).expect("valid") {
+                let start = out.len();
+                out.extend_from_slice(&bytes[b.range.clone()]);
+                out[start..start + 8].copy_from_slice(&base.to_be_bytes());
+                out[start + 12..start + 16].copy_from_slice(&0i32.to_be_bytes());
+                base += i64::from(b.header.last_offset_delta) + 1;
+            }
+        }
+        (out, entries.iter().map(|e| e.object_key.clone()).collect())
+    }
+
+    fn folding_compactor(w: &World, grace_ms: u64) -> Compactor {
+        let mut c = compactor(w, grace_ms);
+        c.settings.segment_delay = Duration::from_secs(60);
+        c
+    }
+
+    #[tokio::test]
+    async fn old_wal_chunks_fold_into_segments_and_read_back_the_same() {
+        let w = world().await;
+        let t = w
+            .metadata
+            .create_topic(TopicSpec {
+                name: "t".into(),
+                partitions: 2,
+                configs: BTreeMap::new(),
+            })
+            .await
+            .expect("topic")
+            .id;
+        let old = SystemClock.now_ms() - 3_600_000;
+        for i in 0..4 {
+            let key = format!("wal/000{i}/1-{old}-{i}.wal");
+            commit_wal(&w, &key, &[(t, 0, chunk(i, 2)), (t, 1, chunk(10 + i, 2))]).await;
+        }
+        // The tail: too young to fold.
+        let young = format!("wal/0009/1-{}-young.wal", SystemClock.now_ms());
+        commit_wal(&w, &young, &[(t, 0, chunk(9, 2))]).await;
+        let (before0, keys0) = read_all(&w, t, 0).await;
+        let (before1, _) = read_all(&w, t, 1).await;
+        assert_eq!(keys0.len(), 5);
+
+        let c = folding_compactor(&w, 60_000);
+        let report = c.run_once(false).await.expect("pass");
+        assert_eq!(report.segments.segments, 2, "{report:?}");
+        assert_eq!(report.segments.backlog_bytes, 0);
+        let (after0, keys0) = read_all(&w, t, 0).await;
+        let (after1, keys1) = read_all(&w, t, 1).await;
+        assert_eq!(after0, before0, "partition 0 reads back the same bytes");
+        assert_eq!(after1, before1, "partition 1 reads back the same bytes");
+        assert!(
+            keys0[0].starts_with("seg/") && keys0.last() == Some(&young),
+            "{keys0:?}"
+        );
+        assert!(keys1.iter().all(|k| k.starts_with("seg/")), "{keys1:?}");
+        // The folded WAL objects go once their grace period has passed; the young one stays.
+        let c = folding_compactor(&w, 0);
+        let first = c.run_once(false).await.expect("pass").unreferenced_deleted;
+        let second = c.run_once(false).await.expect("pass").unreferenced_deleted;
+        assert_eq!(first + second, 4);
+        assert!(exists(&w, &young).await);
+        assert_eq!(read_all(&w, t, 0).await.0, before0);
+        // A second pass finds nothing more to fold (one segment per partition is enough).
+        assert_eq!(c.run_once(false).await.expect("pass").segments.segments, 0);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_chunk_is_reported_and_never_folded_or_deleted() {
+        let w = world().await;
+        let t = topic(&w, "t", &[]).await;
+        let old = SystemClock.now_ms() - 3_600_000;
+        let good = format!("wal/0000/1-{old}-good.wal");
+        commit_wal(&w, &good, &[(t, 0, chunk(1, 2))]).await;
+        let mut bad = chunk(2, 2).to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff; // breaks the second batch's CRC
+        let bad_key = format!("wal/0001/1-{old}-bad.wal");
+        commit_wal(&w, &bad_key, &[(t, 0, Bytes::from(bad))]).await;
+        let c = folding_compactor(&w, 0);
+        let report = c.run_once(false).await.expect("pass");
+        assert_eq!(report.segments.segments, 0);
+        assert_eq!(report.segments.skipped, 1);
+        assert!(report.segments.backlog_bytes > 0);
+        assert_eq!(c.metrics.compactor_corrupt_chunks.get(), 1);
+        c.run_once(false).await.expect("pass");
+        assert!(exists(&w, &good).await && exists(&w, &bad_key).await);
+    }
 }

@@ -4,6 +4,8 @@
 //!   rewrite placeholder base offsets on fetch.
 //! - [`records`]: the records inside a batch, with every Kafka compression codec.
 //! - [`wal`]: the WAL object an agent uploads, holding many partitions' chunks plus a footer index.
+//! - [`segment`]: the segment object the compactor writes: one partition's batches with real
+//!   offsets, plus a sparse offset and timestamp index.
 //!
 //! Pure: bytes in, bytes out. No I/O, no async, and no panics on input bytes.
 
@@ -11,6 +13,7 @@ pub mod batch;
 mod codec;
 pub mod error;
 pub mod records;
+pub mod segment;
 mod varint;
 pub mod wal;
 

@@ -571,6 +571,9 @@ impl Metadata for MetadataService {
             LifecycleCall::KnownObjects { keys } => {
                 LifecycleReply::Keys(store.known_objects(&keys).await?)
             }
+            LifecycleCall::SwapSegment(swap) => {
+                LifecycleReply::Granted(store.swap_segment(&swap, now).await?)
+            }
             LifecycleCall::Lease {
                 name,
                 holder,

@@ -272,6 +272,9 @@ pub enum LifecycleCall {
         /// Keys listed in the object store.
         keys: Vec<String>,
     },
+    /// Replaces index entries by a segment; answered with `Granted` (false: the entries
+    /// changed meanwhile and nothing was swapped).
+    SwapSegment(SegmentSwap),
     /// Takes or renews a lease; answered with `Granted`.
     Lease {
         /// Lease name.
@@ -281,6 +284,24 @@ pub enum LifecycleCall {
         /// Lifetime from now.
         ttl_ms: i64,
     },
+}
+
+/// A segment object replacing consecutive index entries of one partition (compaction).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentSwap {
+    /// Topic.
+    pub topic_id: TopicId,
+    /// Partition.
+    pub partition: i32,
+    /// The entries replaced, exactly as read: `(base_offset, last_offset, object_key)` in
+    /// offset order. The swap happens only if the index still holds exactly these.
+    pub replaced: Vec<(i64, i64, String)>,
+    /// The uploaded segment.
+    pub object_key: String,
+    /// Its size in bytes.
+    pub object_size: i64,
+    /// The new entries, into the segment, covering the same offsets in order.
+    pub rows: Vec<IndexEntry>,
 }
 
 /// Answers to [`LifecycleCall`]s.

@@ -199,7 +199,7 @@ async fn gather(
                         warn!(topic = %topic.name, partition = fp.partition, error = %e, "fetch read failed");
                         any_error = true;
                         let code = match e {
-                            ReadError::Store(_) | ReadError::Metadata(_) => {
+                            ReadError::Store(_) | ReadError::Gone(_) | ReadError::Metadata(_) => {
                                 ResponseError::KafkaStorageError
                             }
                             ReadError::Corrupt(_) => ResponseError::CorruptMessage,

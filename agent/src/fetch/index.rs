@@ -38,6 +38,13 @@ impl IndexCache {
         }
     }
 
+    /// Forgets a partition's entries: they named an object that is gone (the compactor
+    /// replaced it by a segment and deleted it), so they are read again from the service.
+    pub fn forget_partition(&self, topic_id: TopicId, partition: i32) {
+        let mut parts = self.parts.write().unwrap_or_else(|p| p.into_inner());
+        parts.remove(&(topic_id, partition));
+    }
+
     /// Forgets a topic (deleted).
     pub fn forget_topic(&self, topic_id: TopicId) {
         let mut parts = self.parts.write().unwrap_or_else(|p| p.into_inner());

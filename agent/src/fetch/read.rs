@@ -17,6 +17,10 @@ pub enum ReadError {
     /// Object store failure (retriable for the client).
     #[error("object store: {0}")]
     Store(String),
+    /// An object the index named is gone (replaced by a segment and deleted since the entry
+    /// was cached): read the index again.
+    #[error("object gone: {0}")]
+    Gone(String),
     /// Metadata service failure (retriable).
     #[error("metadata: {0}")]
     Metadata(String),
@@ -44,10 +48,28 @@ pub struct ReadRange {
     pub leader_epoch: i32,
 }
 
+/// [`read_partition_once`], reading the index again once if a cached entry named an object
+/// that is gone.
+pub async fn read_partition(
+    index: &IndexCache,
+    cache: &ChunkCache,
+    range: ReadRange,
+    budget: usize,
+    min_one: bool,
+) -> Result<Bytes, ReadError> {
+    match read_partition_once(index, cache, range, budget, min_one).await {
+        Err(ReadError::Gone(_)) => {
+            index.forget_partition(range.topic_id, range.partition);
+            read_partition_once(index, cache, range, budget, min_one).await
+        }
+        other => other,
+    }
+}
+
 /// Reads batches holding offsets `fetch_offset..high_watermark`, stopping before the batch
 /// that would exceed `budget` bytes, except that with `min_one` the first batch is returned
 /// whatever its size (KIP-74: a consumer must always be able to make progress).
-pub async fn read_partition(
+async fn read_partition_once(
     index: &IndexCache,
     cache: &ChunkCache,
     range: ReadRange,
@@ -78,7 +100,13 @@ pub async fn read_partition(
             let chunk = cache
                 .get(&e.object_key, e.object_size, e.byte_offset, e.byte_len)
                 .await
-                .map_err(|err| ReadError::Store(err.to_string()))?;
+                .map_err(|err| {
+                    if err.is_not_found() {
+                        ReadError::Gone(err.to_string())
+                    } else {
+                        ReadError::Store(err.to_string())
+                    }
+                })?;
             let batches =
                 scan_batches(&chunk).map_err(|err| ReadError::Corrupt(err.to_string()))?;
             let mut base = e.base_offset;

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::groups::GroupRecord;
 use crate::types::{
     AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec,
 };
 
 /// Durable metadata: topics, partitions and the offset index.
@@ -197,6 +197,12 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Which of `keys` the metadata knows (referenced or awaiting deletion).
     async fn known_objects(&self, keys: &[String]) -> Result<Vec<String>>;
+
+    /// Replaces the index entries `swap.replaced` of a live partition by `swap.rows` into the
+    /// new segment object, in one transaction, if the index still holds exactly those
+    /// entries (false, and nothing changed, otherwise). The replaced objects are left to the
+    /// unreferenced-object collection.
+    async fn swap_segment(&self, swap: &SegmentSwap, now_ms: i64) -> Result<bool>;
 
     /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`. True when
     /// `holder` holds it: it was free, expired, or already `holder`'s.

@@ -852,3 +852,34 @@ pub(crate) const TOPIC_TABLES: [&str; 5] = [
     "partitions",
     "topics",
 ];
+
+/// Checks that a segment swap's new rows cover exactly the replaced entries' offsets,
+/// contiguously and in order, inside the segment.
+pub(crate) fn check_swap(swap: &crate::types::SegmentSwap) -> Result<()> {
+    let bad = |m: &str| Err(MetadataError::InvalidRequest(format!("segment swap: {m}")));
+    let (Some(first), Some(last)) = (swap.replaced.first(), swap.replaced.last()) else {
+        return bad("nothing replaced");
+    };
+    let (Some(r0), Some(rn)) = (swap.rows.first(), swap.rows.last()) else {
+        return bad("no rows");
+    };
+    if r0.base_offset != first.0 || rn.last_offset != last.1 {
+        return bad("rows do not cover the replaced offsets");
+    }
+    for w in swap.rows.windows(2) {
+        if w[1].base_offset != w[0].last_offset + 1 {
+            return bad("rows not contiguous");
+        }
+    }
+    for r in &swap.rows {
+        if r.last_offset < r.base_offset
+            || r.byte_offset < 0
+            || r.byte_len <= 0
+            || r.byte_offset + r.byte_len > swap.object_size
+            || r.object_key != swap.object_key
+        {
+            return bad("row outside the segment");
+        }
+    }
+    Ok(())
+}

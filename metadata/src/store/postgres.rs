@@ -24,7 +24,7 @@ use crate::error::{MetadataError, Result};
 use crate::groups::GroupRecord;
 use crate::types::{
     AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec,
 };
 
 use super::plan::{
@@ -1057,6 +1057,87 @@ impl MetadataStore for PostgresStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn swap_segment(&self, swap: &SegmentSwap, now_ms: i64) -> Result<bool> {
+        plan::check_swap(swap)?;
+        let (first, last) = (swap.replaced[0].0, swap.replaced[swap.replaced.len() - 1].0);
+        let mut tx = self.pool.begin().await?;
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT p.high_watermark
+             FROM partitions p JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
+             WHERE p.topic_id = $1 AND p.partition = $2
+             FOR UPDATE OF p",
+        )
+        .bind(swap.topic_id)
+        .bind(swap.partition)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live.is_none() {
+            return Ok(false);
+        }
+        let current: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT base_offset, last_offset, object_key FROM offset_index
+             WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset <= $4
+             ORDER BY base_offset",
+        )
+        .bind(swap.topic_id)
+        .bind(swap.partition)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut *tx)
+        .await?;
+        let same = current.len() == swap.replaced.len()
+            && current
+                .iter()
+                .zip(&swap.replaced)
+                .all(|((b, l, k), (rb, rl, rk))| {
+                    b == rb && l == rl && k.as_deref() == Some(rk.as_str())
+                });
+        if !same {
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM offset_index
+             WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset <= $4",
+        )
+        .bind(swap.topic_id)
+        .bind(swap.partition)
+        .bind(first)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO objects (object_key, kind, size_bytes, state, created_at_ms)
+             VALUES ($1, 'segment', $2, 'live', $3)",
+        )
+        .bind(&swap.object_key)
+        .bind(swap.object_size)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for r in &swap.rows {
+            sqlx::query(
+                "INSERT INTO offset_index (topic_id, partition, base_offset, last_offset, kind,
+                     object_key, byte_offset, byte_len, batch_count, first_timestamp_ms,
+                     max_timestamp_ms)
+                 VALUES ($1, $2, $3, $4, 'data', $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(swap.topic_id)
+            .bind(swap.partition)
+            .bind(r.base_offset)
+            .bind(r.last_offset)
+            .bind(&swap.object_key)
+            .bind(r.byte_offset)
+            .bind(r.byte_len)
+            .bind(r.batch_count)
+            .bind(r.first_timestamp_ms)
+            .bind(r.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {

@@ -14,7 +14,7 @@ use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use crate::testing::TestPostgres;
 use crate::types::{
     ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, ProducerBatch, ProducerRejection, SegmentSwap, TopicId, TopicInfo, TopicSpec,
 };
 
 /// A backend under test: a store on a fresh database, plus the ways the suite reaches it.
@@ -130,6 +130,7 @@ conformance_suite!(
     log_start_moves_by_delete_records_and_retention,
     unreferenced_objects_are_collected_after_the_grace_period,
     leases_are_exclusive_until_they_expire,
+    segments_replace_index_entries_only_if_unchanged,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -1431,4 +1432,98 @@ async fn leases_are_exclusive_until_they_expire<H: Harness>() {
         .try_lease("other", "a", NOW + 2100, 1000)
         .await
         .unwrap());
+}
+
+async fn segments_replace_index_entries_only_if_unchanged<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let t = store.create_topic(&spec("t", 1), NOW).await.unwrap();
+    for i in 0..3 {
+        store
+            .commit_objects(&[object(&format!("o{i}"), vec![chunk(t.id, 0, 5)])], NOW)
+            .await
+            .unwrap();
+    }
+    let row = |base: i64, last: i64, at: i64| IndexEntry {
+        base_offset: base,
+        last_offset: last,
+        object_key: "seg".into(),
+        object_size: 2000,
+        byte_offset: at,
+        byte_len: 500,
+        batch_count: 1,
+        first_timestamp_ms: NOW,
+        max_timestamp_ms: NOW + 5,
+    };
+    let swap = SegmentSwap {
+        topic_id: t.id,
+        partition: 0,
+        replaced: vec![(0, 4, "o0".into()), (5, 9, "o1".into())],
+        object_key: "seg".into(),
+        object_size: 2000,
+        rows: vec![row(0, 4, 0), row(5, 9, 500)],
+    };
+    assert!(store.swap_segment(&swap, NOW).await.unwrap());
+    let entries = store.read_index(t.id, 0, 0, 10).await.unwrap();
+    let keys: Vec<_> = entries
+        .iter()
+        .map(|e| (e.base_offset, e.object_key.as_str(), e.object_size))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![(0, "seg", 2000), (5, "seg", 2000), (10, "o2", 564)]
+    );
+    // The same swap again: the entries it names are gone, nothing changes.
+    let mut again = swap.clone();
+    again.object_key = "seg2".into();
+    for r in &mut again.rows {
+        r.object_key = "seg2".into();
+    }
+    assert!(!store.swap_segment(&again, NOW).await.unwrap());
+    assert_eq!(
+        store.known_objects(&["seg2".to_string()]).await.unwrap(),
+        Vec::<String>::new()
+    );
+    // Rows that do not cover the replaced offsets are refused.
+    let mut bad = swap.clone();
+    bad.rows.pop();
+    assert!(matches!(
+        store.swap_segment(&bad, NOW).await,
+        Err(MetadataError::InvalidRequest(_))
+    ));
+    // The replaced objects are now unreferenced.
+    store
+        .collectable_objects(NOW + 1000, 100, 10)
+        .await
+        .unwrap();
+    let mut gone: Vec<_> = store
+        .collectable_objects(NOW + 2000, 100, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    gone.sort();
+    assert_eq!(gone, vec!["o0".to_string(), "o1".to_string()]);
+    // After DeleteRecords removed an entry, a swap naming it does nothing.
+    store
+        .advance_log_start(t.id, 0, LogStartTarget::Offset(12))
+        .await
+        .unwrap();
+    let stale = SegmentSwap {
+        replaced: vec![
+            (0, 4, "seg".into()),
+            (5, 9, "seg".into()),
+            (10, 14, "o2".into()),
+        ],
+        object_key: "seg3".into(),
+        rows: vec![IndexEntry {
+            object_key: "seg3".into(),
+            byte_len: 1500,
+            last_offset: 14,
+            ..row(0, 14, 0)
+        }],
+        ..swap.clone()
+    };
+    assert!(!store.swap_segment(&stale, NOW).await.unwrap());
 }

@@ -1,5 +1,6 @@
-# The compactor: its own small group (one instance). It does no work yet (compactor issue); it
-# checks its wiring and serves its admin port, so the group, role and alerts are in place.
+# The compactor: its own small group (one instance): retention, folding WAL chunks into
+# segments, deletion of unreferenced and orphan objects. A second instance would stand by
+# (one holds the lease in the metadata store).
 
 locals {
   compactor_env = {

@@ -192,6 +192,13 @@ pub fn max_message_bytes(overrides: &BTreeMap<String, String>, broker_default: i
         .unwrap_or(broker_default)
 }
 
+/// Whether a topic's `cleanup.policy` includes `compact`: its records must carry keys.
+pub fn is_compacted(overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+}
+
 /// Kafka's `DescribeConfigs` config sources.
 pub mod source {
     /// DYNAMIC_TOPIC_CONFIG

@@ -231,3 +231,24 @@ def test_segments_read_back_identically_while_compaction_runs(cluster):
     for q in range(parts):
         assert got[q] == list(enumerate(want[q])), f"partition {q} differs after compaction"
     assert compactor_metric(comp, "floe_compactor_backlog_bytes") == 0
+
+
+def test_compacted_topics_refuse_records_without_keys(cluster):
+    """As Kafka: a keyless record on a `cleanup.policy=compact` topic is refused with
+    INVALID_RECORD, compressed or not; keyed records and other topics are unaffected."""
+    create_topic(cluster.bootstrap, "cmp", config={"cleanup.policy": "compact"})
+    create_topic(cluster.bootstrap, "plain")
+    for codec in ("none", "gzip", "zstd"):
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "compression.type": codec,
+                      "linger.ms": 5, "retries": 0})
+        results = []
+        p.produce("cmp", key=b"k", value=b"keyed", on_delivery=lambda e, m: results.append(e))
+        p.flush(30)
+        p.produce("cmp", value=b"no key", on_delivery=lambda e, m: results.append(e))
+        p.flush(30)
+        p.produce("plain", value=b"no key", on_delivery=lambda e, m: results.append(e))
+        p.flush(30)
+        assert results[0] is None and results[2] is None, (codec, results)
+        assert results[1] is not None and results[1].code() == KafkaError.INVALID_RECORD, \
+            (codec, results[1])
+    assert watermarks(cluster.bootstrap, "cmp", 0) == (0, 3)

@@ -103,7 +103,8 @@ pub async fn start(
                 continue;
             }
             let max = max_message_bytes(&topic.configs, ctx.config.message_max_bytes);
-            match validate_records(pd.records.as_ref(), max) {
+            let keys = crate::configs::is_compacted(&topic.configs);
+            match validate_records(pd.records.as_ref(), max, keys) {
                 Ok(valid) => {
                     ctx.metrics.produce_bytes.inc_by(valid.bytes.len() as u64);
                     if cross_zone {

@@ -73,10 +73,17 @@ fn producer_of(headers: &[BatchHeader]) -> Result<Option<ProducerBatch>, (Respon
     }))
 }
 
+/// Most bytes a batch may decompress to when its records must be looked at (the request frame
+/// limit): a compression bomb is refused, not expanded.
+const MAX_DECODED_BYTES: usize = 100 * 1024 * 1024;
+
 /// Validates one partition's `records`. The error is the Kafka error for the partition.
+/// `require_keys` (a compacted topic): every record must have a key, as Kafka refuses keyless
+/// records there with `INVALID_RECORD`.
 pub fn validate_records(
     records: Option<&Bytes>,
     max_message_bytes: i32,
+    require_keys: bool,
 ) -> Result<ValidBatches, (ResponseError, String)> {
     let Some(bytes) = records else {
         return Err((ResponseError::InvalidRecord, "null records".into()));
@@ -118,6 +125,16 @@ pub fn validate_records(
                 ResponseError::InvalidRecord,
                 "control batch from a producer".into(),
             ));
+        }
+        if require_keys {
+            let records = floe_format::decode_records(&bytes[b.range.clone()], MAX_DECODED_BYTES)
+                .map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+            if records.iter().any(|r| r.key.is_none()) {
+                return Err((
+                    ResponseError::InvalidRecord,
+                    "Compacted topic cannot accept message without key".into(),
+                ));
+            }
         }
         headers.push(b.header);
     }

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Compaction benchmark: `floe metadata` (PostgreSQL), a writer agent and, later, a compactor,
+all started here, against an S3-compatible server; stock clients (confluent-kafka).
+
+1. Produces `--mib` MiB into `--partitions` partitions through the writer agent (zone w).
+2. Reads the whole history from offset 0 through a fresh reader agent in its own zone (cold
+   cache) and counts that agent's object-store GETs: the cost of a history read from WAL
+   objects.
+3. Starts the compactor (segment delay 0, grace 1 s) and waits until every WAL chunk is folded
+   and every WAL object deleted: prints compaction throughput (per wall second and per
+   CPU second of the compactor process), write amplification (segment bytes / WAL bytes) and
+   object counts.
+4. Reads the whole history again through another fresh reader agent: GETs from segments.
+
+Figures only: nothing here asserts a speed.
+
+  .venv/bin/python bench/compaction_bench.py --floe /work/target-cost/release/floe \
+      --database-url postgres://postgres@127.0.0.1:25432/floecb \
+      --s3-endpoint http://127.0.0.1:25900 --bucket floe-test --mib 512
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, os.path.dirname(__file__))
+from zone_cache_bench import Procs, free_port, scrape, summed, wait_ready  # noqa: E402
+
+
+def agent(procs, a, md_port, prefix, node, zone):
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    procs.start(f"agent{node}", [
+        "agent", "--metadata-url", f"http://127.0.0.1:{md_port}",
+        "--object-store", f"s3://{a.bucket}/{prefix}", "--s3-endpoint", a.s3_endpoint,
+        "--zone", zone, "--node-id", str(node), "--listen", f"127.0.0.1:{port}",
+        "--admin-listen", admin, "--cache-listen", "off"])
+    wait_ready(admin)
+    return f"127.0.0.1:{port}", admin
+
+
+def read_history(bootstrap, admin, topic, partitions, total):
+    before = scrape(admin)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                  "enable.auto.commit": False, "fetch.max.bytes": 52428800})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, t0 = 0, time.perf_counter()
+    while got < total and time.perf_counter() - t0 < 600:
+        got += sum(1 for m in c.consume(10000, 1.0) if not m.error())
+    elapsed = time.perf_counter() - t0
+    c.close()
+    after = scrape(admin)
+    gets = (summed(after, "floe_object_store_requests_total", 'op="get"', 'purpose="fetch"')
+            - summed(before, "floe_object_store_requests_total", 'op="get"', 'purpose="fetch"'))
+    got_bytes = (summed(after, "floe_object_store_bytes_total", 'op="get"', 'purpose="fetch"')
+                 - summed(before, "floe_object_store_bytes_total", 'op="get"', 'purpose="fetch"'))
+    return got, elapsed, gets, got_bytes
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--floe", default="target/release/floe")
+    ap.add_argument("--database-url", required=True, help="an empty PostgreSQL database")
+    ap.add_argument("--s3-endpoint", required=True)
+    ap.add_argument("--bucket", default="floe-test")
+    ap.add_argument("--mib", type=int, default=512)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--partitions", type=int, default=8)
+    a = ap.parse_args()
+    for k, v in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y"),
+                 ("AWS_REGION", "us-east-1")):
+        os.environ.setdefault(k, v)
+    procs = Procs(a.floe, tempfile.mkdtemp(prefix="cbench-"))
+    try:
+        run(a, procs)
+    finally:
+        procs.stop()
+
+
+def run(a, procs):
+    md_port, md_admin = free_port(), free_port()
+    procs.start("metadata", ["metadata", "--database-url", a.database_url, "--listen",
+                             f"127.0.0.1:{md_port}", "--admin-listen", f"127.0.0.1:{md_admin}"])
+    wait_ready(f"127.0.0.1:{md_admin}")
+    prefix = f"cbench-{uuid.uuid4().hex[:8]}"
+    writer, writer_admin = agent(procs, a, md_port, prefix, 1, "w")
+    topic = f"hist-{uuid.uuid4().hex[:6]}"
+    adm = AdminClient({"bootstrap.servers": writer})  # kept alive until the result
+    for f in adm.create_topics([NewTopic(topic, a.partitions, 1)]).values():
+        f.result()
+    n = a.mib * 2**20 // a.size
+    p = Producer({"bootstrap.servers": writer, "linger.ms": 20, "acks": "all",
+                  "queue.buffering.max.messages": 1_000_000})
+    payload = os.urandom(a.size)
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value=payload, partition=i % a.partitions)
+                break
+            except BufferError:
+                p.poll(0.01)
+    p.flush(600)
+    w = scrape(writer_admin)
+    wal_objects = summed(w, "floe_wal_objects_total")
+    wal_bytes = summed(w, "floe_object_store_bytes_total", 'op="put"', 'purpose="wal"')
+    print(f"produced {n} records ({a.mib} MiB) into {a.partitions} partitions: "
+          f"{wal_objects:.0f} WAL objects, {wal_bytes / 2**20:.1f} MiB")
+
+    r1, r1_admin = agent(procs, a, md_port, prefix, 2, "r1")
+    got, secs, gets, get_bytes = read_history(r1, r1_admin, topic, a.partitions, n)
+    print(f"history read from WAL objects: {got} records in {secs:.1f} s, {gets:.0f} GETs "
+          f"({get_bytes / 2**20:.1f} MiB)")
+
+    c_admin = f"127.0.0.1:{free_port()}"
+    pid = procs.start("compactor", [
+        "compactor", "--metadata-url", f"http://127.0.0.1:{md_port}",
+        "--object-store", f"s3://{a.bucket}/{prefix}", "--s3-endpoint", a.s3_endpoint,
+        "--admin-listen", c_admin, "--compactor-interval-ms", "1000",
+        "--compactor-grace-ms", "1000", "--compactor-segment-delay-ms", "0",
+        "--compactor-orphan-interval-ms", "3600000"]).pid
+    wait_ready(c_admin)
+    t0 = time.perf_counter()
+    folded_at = None
+    while time.perf_counter() - t0 < 1200:
+        m = scrape(c_admin)
+        deleted = summed(m, "floe_compactor_objects_deleted_total", 'reason="unreferenced"')
+        if folded_at is None and m.get("floe_compactor_segments_total", 0) > 0 \
+                and m.get("floe_compactor_backlog_bytes", 1) == 0:
+            folded_at = time.perf_counter()
+        if folded_at and deleted >= wal_objects:
+            break
+        time.sleep(0.5)
+    m = scrape(c_admin)
+    fold_secs = (folded_at or time.perf_counter()) - t0
+    seg_bytes = m.get("floe_compactor_segment_bytes_total", 0)
+    segments = m.get("floe_compactor_segments_total", 0)
+    cpu = m.get("floe_process_cpu_seconds", float("nan"))
+    read_bytes = summed(m, "floe_object_store_bytes_total", 'op="get"', 'purpose="compaction"')
+    read_gets = summed(m, "floe_object_store_requests_total", 'op="get"', 'purpose="compaction"')
+    wal_deleted = summed(m, "floe_compactor_objects_deleted_total", 'reason="unreferenced"')
+    print(f"compaction (pid {pid}): {segments:.0f} segments, {seg_bytes / 2**20:.1f} MiB written "
+          f"in {fold_secs:.1f} s wall ({seg_bytes / 2**20 / fold_secs:.1f} MiB/s), "
+          f"compactor CPU {cpu:.1f} s ({seg_bytes / 2**20 / cpu:.1f} MiB per CPU second); "
+          f"read {read_bytes / 2**20:.1f} MiB in {read_gets:.0f} GETs; write amplification "
+          f"{seg_bytes / wal_bytes:.3f} (segment bytes / WAL bytes); WAL objects deleted "
+          f"{wal_deleted:.0f}")
+
+    r2, r2_admin = agent(procs, a, md_port, prefix, 3, "r2")
+    got, secs, gets, get_bytes = read_history(r2, r2_admin, topic, a.partitions, n)
+    print(f"history read from segments: {got} records in {secs:.1f} s, {gets:.0f} GETs "
+          f"({get_bytes / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -142,6 +142,9 @@ pub struct Metrics {
     pub compactor_segments: Counter,
     /// Bytes of the segments written.
     pub compactor_segment_bytes: Counter,
+    /// Records removed from compacted topics (superseded by a later record of their key, or
+    /// expired tombstones).
+    pub compactor_records_cleaned: Counter,
     /// Chunks the compactor found unreadable (their runs are left unfolded).
     pub compactor_corrupt_chunks: Counter,
     /// Bytes of WAL chunks older than the segment delay not yet folded into segments, after
@@ -247,6 +250,7 @@ impl Metrics {
             compactor_backlog_objects: Gauge::default(),
             compactor_segments: Counter::default(),
             compactor_segment_bytes: Counter::default(),
+            compactor_records_cleaned: Counter::default(),
             compactor_corrupt_chunks: Counter::default(),
             compactor_backlog_bytes: Gauge::default(),
             group_coordinator_leader: Gauge::default(),
@@ -433,6 +437,11 @@ impl Metrics {
             "compactor_segment_bytes",
             "Bytes of segments written",
             m.compactor_segment_bytes.clone(),
+        );
+        r.register(
+            "compactor_records_cleaned",
+            "Records removed from compacted topics (superseded or expired tombstones)",
+            m.compactor_records_cleaned.clone(),
         );
         r.register(
             "compactor_corrupt_chunks",

@@ -20,7 +20,7 @@
 //! Also each pass, after retention: WAL chunks older than `segment_delay` are folded into
 //! per-partition segments (`segments.rs`), which frees the WAL objects.
 //!
-//! Not built yet (compactor issue): compaction of `cleanup.policy=compact` topics.
+//! Then compacted topics are cleaned (`clean.rs`): each key's latest record survives.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,6 +99,8 @@ pub struct PassReport {
     pub topics_purged: u64,
     /// Segments written and swapped in.
     pub segments: segments::SegmentReport,
+    /// Compacted topics cleaned.
+    pub cleaned: clean::CleanReport,
     /// Unreferenced objects deleted.
     pub unreferenced_deleted: u64,
     /// Orphans deleted.
@@ -239,6 +241,7 @@ impl Compactor {
         }
         report.retention_moves = self.retention().await?;
         report.segments = self.fold_segments().await?;
+        report.cleaned = self.clean_compacted().await?;
         report.topics_purged = match self
             .call(LifecycleCall::PurgeDeletedTopics {
                 grace_ms: ms(self.settings.grace),
@@ -369,7 +372,10 @@ impl Compactor {
     }
 }
 
+mod clean;
 mod segments;
+
+pub use clean::{compaction_of, CompactionConfig};
 
 #[cfg(test)]
 mod tests;

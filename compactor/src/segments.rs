@@ -47,10 +47,15 @@ fn wal_written_at_ms(key: &str) -> Option<i64> {
 
 /// A new segment key: random shard (S3 request-rate spread), no write time in the name (the
 /// zone cache treats segments as old data).
-fn segment_key(topic_id: TopicId, partition: i32, base_offset: i64) -> String {
+pub(crate) fn segment_key(
+    topic_id: TopicId,
+    partition: i32,
+    base_offset: i64,
+    kind: &str,
+) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!(
-        "seg/{}/{}.{partition}.{base_offset}.{id}.seg",
+        "seg/{}/{}.{partition}.{base_offset}.{id}.{kind}",
         &id[..4],
         topic_id.simple()
     )
@@ -106,8 +111,10 @@ impl Compactor {
             for e in page {
                 let wal_time = wal_written_at_ms(&e.object_key);
                 let old_wal = wal_time.is_some_and(|t| t < old_before);
-                let small_segment =
-                    e.object_key.starts_with("seg/") && (e.object_size as u64) < target / 2;
+                // Cleaned segments of compacted topics are the cleaner's to rewrite.
+                let small_segment = e.object_key.starts_with("seg/")
+                    && !e.object_key.ends_with(".clean")
+                    && (e.object_size as u64) < target / 2;
                 if wal_time.is_some() && !old_wal {
                     // The tail: too young to fold; everything after it is younger still.
                     break 'pages;
@@ -187,7 +194,7 @@ impl Compactor {
             }
         }
         let object = builder.finish();
-        let key = segment_key(topic_id, partition, run[0].base_offset);
+        let key = segment_key(topic_id, partition, run[0].base_offset, "seg");
         let size = object.len() as i64;
         let data = object.len() as u64;
         self.objects.put(&key, object, "compaction").await?;
@@ -230,7 +237,7 @@ impl Compactor {
 }
 
 /// Index rows into a segment: consecutive chunks merged up to about [`ROW_BYTES`].
-fn rows(chunks: &[SegmentChunk], key: &str, size: i64) -> Vec<IndexEntry> {
+pub(crate) fn rows(chunks: &[SegmentChunk], key: &str, size: i64) -> Vec<IndexEntry> {
     let mut out: Vec<IndexEntry> = Vec::new();
     for c in chunks {
         match out.last_mut() {
@@ -238,7 +245,12 @@ fn rows(chunks: &[SegmentChunk], key: &str, size: i64) -> Vec<IndexEntry> {
                 r.last_offset = c.last_offset;
                 r.byte_len += c.byte_len as i64;
                 r.batch_count += c.batch_count as i32;
-                r.first_timestamp_ms = r.first_timestamp_ms.min(c.first_timestamp_ms);
+                // -1: no batch (a range cleaned empty) has no timestamp.
+                r.first_timestamp_ms = match (r.first_timestamp_ms, c.first_timestamp_ms) {
+                    (a, b) if a < 0 => b,
+                    (a, b) if b < 0 => a,
+                    (a, b) => a.min(b),
+                };
                 r.max_timestamp_ms = r.max_timestamp_ms.max(c.max_timestamp_ms);
             }
             _ => out.push(IndexEntry {
@@ -267,7 +279,7 @@ mod tests {
             wal_written_at_ms("wal/00ff/3-1764567890123-abc.wal"),
             Some(1_764_567_890_123)
         );
-        let seg = segment_key(uuid::Uuid::nil(), 2, 40);
+        let seg = segment_key(uuid::Uuid::nil(), 2, 40, "seg");
         assert!(seg.starts_with("seg/"));
         assert_eq!(wal_written_at_ms(&seg), None);
         assert_eq!(crate::ms(std::time::Duration::from_secs(1)), 1000);

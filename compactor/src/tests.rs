@@ -429,3 +429,183 @@ mod folding {
         assert!(exists(&w, &good).await && exists(&w, &bad_key).await);
     }
 }
+
+mod cleaning {
+    use super::*;
+    use bytes::BytesMut;
+    use floe_format::records::{encode_batch, BatchSpec, Record};
+    use floe_format::{decode_records, split_batches, Compression};
+
+    fn batch(records: &[(&str, Option<&str>)], ts: i64) -> Bytes {
+        let recs: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                offset_delta: i as i32,
+                timestamp_delta: 0,
+                key: Some(Bytes::from(k.to_string())),
+                value: v.map(|v| Bytes::from(v.to_string())),
+                headers: Vec::new(),
+            })
+            .collect();
+        let spec = BatchSpec {
+            base_timestamp: ts,
+            max_timestamp: ts,
+            ..BatchSpec::default()
+        };
+        encode_batch(&spec, &recs, Compression::Lz4).expect("batch")
+    }
+
+    /// Commits one WAL object holding `batches` for partition 0; returns its offset count.
+    async fn commit(w: &World, key: &str, t: TopicId, batches: &[Bytes]) -> i64 {
+        let mut chunk = BytesMut::new();
+        let mut count = 0;
+        for b in batches {
+            chunk.extend_from_slice(b);
+            count += split_batches(b).expect("valid")[0].header.offset_count();
+        }
+        let len = chunk.len() as i64;
+        w.objects
+            .put(key, chunk.freeze(), "wal")
+            .await
+            .expect("put");
+        let ts = SystemClock.now_ms() - 1000;
+        w.metadata
+            .commit_object(ObjectCommit {
+                object_key: key.into(),
+                object_size: len,
+                chunks: vec![ChunkCommit {
+                    topic_id: t,
+                    partition: 0,
+                    byte_offset: 0,
+                    byte_len: len,
+                    offset_count: count,
+                    batch_count: batches.len() as i32,
+                    first_timestamp_ms: ts,
+                    max_timestamp_ms: ts,
+                    producer: None,
+                }],
+            })
+            .await
+            .expect("commit");
+        count
+    }
+
+    /// Every record of partition 0 as `(offset, key, value)`, real offsets.
+    async fn records(w: &World, t: TopicId) -> Vec<(i64, String, Option<String>)> {
+        let entries = w.metadata.read_index(t, 0, 0, 1000).await.expect("index");
+        let mut out = Vec::new();
+        for e in &entries {
+            if e.byte_len == 0 {
+                continue;
+            }
+            let bytes = w
+                .objects
+                .get_range(
+                    &e.object_key,
+                    e.byte_offset as u64..(e.byte_offset + e.byte_len) as u64,
+                    "t",
+                )
+                .await
+                .expect("read");
+            let mut base = e.base_offset;
+            for b in split_batches(&bytes).expect("valid") {
+                if e.object_key.starts_with("seg/") {
+                    base = b.header.base_offset;
+                }
+                for r in decode_records(&bytes[b.range.clone()], 1 << 20).expect("decode") {
+                    let s = |b: Option<Bytes>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
+                    out.push((
+                        base + i64::from(r.offset_delta),
+                        s(r.key).unwrap_or_default(),
+                        s(r.value),
+                    ));
+                }
+                base += i64::from(b.header.last_offset_delta) + 1;
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_latest_record_of_each_key_survives_with_its_offset() {
+        let w = world().await;
+        let t = topic(
+            &w,
+            "c",
+            &[
+                ("cleanup.policy", "compact"),
+                ("delete.retention.ms", "60000"),
+            ],
+        )
+        .await;
+        let now = SystemClock.now_ms();
+        let old = now - 3_600_000;
+        let keys = ["k0", "k1", "k2", "k3", "k4"];
+        let mut offset = 0;
+        let mut want = BTreeMap::new();
+        for round in 0..5 {
+            let v = format!("r{round}");
+            let mut recs: Vec<(&str, Option<&str>)> = Vec::new();
+            let mut batches = Vec::new();
+            for k in keys {
+                match (round, k) {
+                    (3, "k1") => batches.push(batch(&[("k1", None)], old)),
+                    (3, "k2") => recs.push(("k2", None)),
+                    (4, "k1" | "k2") => {}
+                    _ => recs.push((k, Some(v.as_str()))),
+                }
+            }
+            batches.insert(0, batch(&recs, now - 2000));
+            // Offsets of this round's records, in the order they were batched.
+            let mut o = offset;
+            for (k, val) in &recs {
+                want.insert(k.to_string(), (o, val.map(str::to_string)));
+                o += 1;
+            }
+            if round == 3 {
+                want.insert("k1".into(), (o, None));
+            }
+            offset += commit(
+                &w,
+                &format!("wal/000{round}/1-{old}-{round}.wal"),
+                t,
+                &batches,
+            )
+            .await;
+        }
+        let last = commit(
+            &w,
+            &format!("wal/0009/1-{old}-last.wal"),
+            t,
+            &[batch(&[("k4", Some("r5"))], now)],
+        )
+        .await;
+        assert_eq!(last, 1);
+        want.insert("k4".into(), (offset, Some("r5".into())));
+        let before = records(&w, t).await;
+        let mut c = compactor(&w, 60_000);
+        c.settings.segment_delay = Duration::from_secs(60);
+        let report = c.run_once(false).await.expect("pass");
+        assert_eq!(report.cleaned.partitions, 1, "{report:?}");
+        let after = records(&w, t).await;
+        // k1's tombstone is older than delete.retention.ms: gone with every k1 record. k2's is
+        // recent: it stays. Every other key keeps its latest value, at its original offset.
+        want.remove("k1");
+        let mut expected: Vec<(i64, String, Option<String>)> =
+            want.into_iter().map(|(k, (o, v))| (o, k, v)).collect();
+        expected.sort();
+        assert_eq!(after, expected, "before: {before:?}");
+        assert!(after.len() < before.len() / 3);
+        assert_eq!(
+            report.cleaned.records_removed as usize,
+            before.len() - after.len()
+        );
+        // The high watermark did not move and nothing is left to clean.
+        let p = w.metadata.list_topics().await.expect("topics")[0].partitions[0];
+        assert_eq!(p.high_watermark, offset + 1);
+        let again = c.run_once(false).await.expect("pass");
+        assert_eq!(again.cleaned.partitions, 0);
+        assert_eq!(records(&w, t).await, expected);
+    }
+}

@@ -392,3 +392,114 @@ mod tests {
         }
     }
 }
+
+/// What [`retain_records`] made of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retained {
+    /// Every record kept: use the batch as it is.
+    All,
+    /// Some records kept: the batch re-encoded with only them.
+    Some(Bytes),
+    /// No record kept.
+    None,
+}
+
+/// Keeps the records of one v2 batch for which `keep(offset, record)` is true (`offset` is
+/// the record's absolute offset, from the batch's stored base offset). A batch with records
+/// dropped is re-encoded with the same codec, base offset, timestamps, producer fields and
+/// `last_offset_delta` (so its offset span, and an idempotent producer's sequence range, stay
+/// what they were, as Kafka's log cleaner does); the kept records keep their offset deltas,
+/// leaving gaps. Decompressing more than `max_uncompressed_bytes` is an error.
+pub fn retain_records(
+    batch: &[u8],
+    max_uncompressed_bytes: usize,
+    mut keep: impl FnMut(i64, &Record) -> bool,
+) -> Result<Retained, FormatError> {
+    let header = batch::frame(batch)?;
+    let records = decode_records(batch, max_uncompressed_bytes)?;
+    let total = records.len();
+    let kept: Vec<Record> = records
+        .into_iter()
+        .filter(|r| keep(header.base_offset + i64::from(r.offset_delta), r))
+        .collect();
+    if kept.len() == total {
+        return Ok(Retained::All);
+    }
+    if kept.is_empty() {
+        return Ok(Retained::None);
+    }
+    let spec = BatchSpec {
+        base_offset: header.base_offset,
+        partition_leader_epoch: header.partition_leader_epoch,
+        attributes_flags: header.attributes & !ATTR_COMPRESSION_MASK,
+        base_timestamp: header.base_timestamp,
+        max_timestamp: header.max_timestamp,
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+    };
+    let encoded = encode_batch(&spec, &kept, header.compression()?)?;
+    let mut out = BytesMut::from(&encoded[..]);
+    // last_offset_delta sits right after the attributes, inside the CRC'd part.
+    const LAST_OFFSET_DELTA: usize = CRC_START + 2;
+    out[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]
+        .copy_from_slice(&header.last_offset_delta.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[CRC_OFFSET..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    Ok(Retained::Some(out.freeze()))
+}
+
+#[cfg(test)]
+mod retain_tests {
+    use super::*;
+    use crate::batch::split_batches;
+
+    #[test]
+    fn dropped_records_leave_gaps_and_the_span_stays() {
+        for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let records: Vec<Record> = (0..5)
+                .map(|i| Record {
+                    offset_delta: i,
+                    timestamp_delta: i64::from(i),
+                    key: Some(Bytes::from(vec![b'k', i as u8 % 2])),
+                    value: (i != 3).then(|| Bytes::from(vec![i as u8; 10])),
+                    headers: Vec::new(),
+                })
+                .collect();
+            let spec = BatchSpec {
+                base_offset: 100,
+                producer_id: 7,
+                producer_epoch: 1,
+                base_sequence: 40,
+                base_timestamp: 1000,
+                max_timestamp: 1004,
+                ..BatchSpec::default()
+            };
+            let batch = encode_batch(&spec, &records, codec).expect("encode");
+            assert_eq!(
+                retain_records(&batch, 1 << 20, |_, _| true),
+                Ok(Retained::All)
+            );
+            assert_eq!(
+                retain_records(&batch, 1 << 20, |_, _| false),
+                Ok(Retained::None)
+            );
+            let Ok(Retained::Some(out)) =
+                retain_records(&batch, 1 << 20, |off, _| off == 101 || off == 103)
+            else {
+                panic!("expected a re-encoded batch");
+            };
+            let b = &split_batches(&out).expect("valid, CRC included")[0];
+            assert_eq!(b.header.base_offset, 100);
+            assert_eq!(b.header.last_offset_delta, 4, "span kept");
+            assert_eq!((b.header.producer_id, b.header.base_sequence), (7, 40));
+            assert_eq!(b.header.compression().expect("codec"), codec);
+            let kept = decode_records(&out, 1 << 20).expect("decode");
+            assert_eq!(
+                kept.iter().map(|r| r.offset_delta).collect::<Vec<_>>(),
+                vec![1, 3]
+            );
+            assert_eq!(kept[1].value, None, "a tombstone stays a tombstone");
+        }
+    }
+}

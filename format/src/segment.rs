@@ -177,6 +177,71 @@ impl SegmentBuilder {
         })
     }
 
+    /// Appends the cleaned batches of offsets `base_offset..=last_offset` (a compacted
+    /// topic): batches carry their real base offsets already and may leave gaps, or be none
+    /// at all; they must lie in the range, in order. The range must continue the previous one.
+    pub fn append_sparse(
+        &mut self,
+        batches: &[u8],
+        base_offset: i64,
+        last_offset: i64,
+    ) -> Result<SegmentChunk, FormatError> {
+        if let Some(next) = self.next_offset {
+            if next != base_offset {
+                return Err(FormatError::InvalidRecord(
+                    "segment chunks must be contiguous",
+                ));
+            }
+        } else {
+            self.base_offset = base_offset;
+        }
+        let refs = if batches.is_empty() {
+            Vec::new()
+        } else {
+            split_batches(batches)?
+        };
+        let mut after = base_offset;
+        for b in &refs {
+            let last = b.header.base_offset + i64::from(b.header.last_offset_delta);
+            if b.header.base_offset < after || last > last_offset {
+                return Err(FormatError::InvalidRecord(
+                    "cleaned batches out of order or outside their range",
+                ));
+            }
+            after = last + 1;
+        }
+        let start = self.data.len();
+        let (mut first_ts, mut max_ts) = (i64::MAX, i64::MIN);
+        for b in &refs {
+            let pos = self.data.len();
+            if self
+                .last_indexed
+                .is_none_or(|last| pos - last >= SEGMENT_INDEX_INTERVAL)
+            {
+                self.index.push(SegmentIndexEntry {
+                    offset: b.header.base_offset,
+                    max_timestamp_ms: self.max_timestamp_ms.max(b.header.max_timestamp),
+                    position: pos as u64,
+                });
+                self.last_indexed = Some(pos);
+            }
+            self.data.extend_from_slice(&batches[b.range.clone()]);
+            first_ts = first_ts.min(b.header.base_timestamp);
+            max_ts = max_ts.max(b.header.max_timestamp);
+            self.max_timestamp_ms = self.max_timestamp_ms.max(b.header.max_timestamp);
+        }
+        self.next_offset = Some(last_offset + 1);
+        Ok(SegmentChunk {
+            byte_offset: start as u64,
+            byte_len: (self.data.len() - start) as u64,
+            batch_count: refs.len() as u32,
+            base_offset,
+            last_offset,
+            first_timestamp_ms: if refs.is_empty() { -1 } else { first_ts },
+            max_timestamp_ms: if refs.is_empty() { -1 } else { max_ts },
+        })
+    }
+
     /// The object bytes: data, index, trailer.
     pub fn finish(self) -> Bytes {
         let data_len = self.data.len() as u64;

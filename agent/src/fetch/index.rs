@@ -1,9 +1,13 @@
 //! The agent's cache of the offset index. This agent's own commits are inserted as they
 //! happen, so tailing reads never ask the metadata service; anything else is read from the
-//! service in pages and kept, up to a bound per partition.
+//! service in pages and kept, up to a bound per partition. Entries are trusted for
+//! [`ENTRY_TTL`] only: the compactor replaces entries (segments, cleaned compacted topics),
+//! and the replaced objects stay readable for its grace period (minutes), so an agent
+//! re-reading within the TTL never serves data that is gone, and sees compaction soon.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use floe_metadata::{IndexEntry, Metadata, MetadataError, TopicId};
 
@@ -13,10 +17,18 @@ const MAX_ENTRIES_PER_PARTITION: usize = 4096;
 /// Entries requested per metadata-service round trip.
 const PAGE: u32 = 64;
 
+/// How long a cached entry is used before it is read again from the service. Far below the
+/// compactor's grace period (5 minutes by default).
+pub const ENTRY_TTL: Duration = Duration::from_secs(30);
+
+/// One partition's cached entries by base offset, each with the time it was cached.
+type Entries = BTreeMap<i64, (IndexEntry, Instant)>;
+
 /// Cached offset index of every partition this agent served.
 pub struct IndexCache {
     metadata: Arc<dyn Metadata>,
-    parts: RwLock<HashMap<(TopicId, i32), BTreeMap<i64, IndexEntry>>>,
+    parts: RwLock<HashMap<(TopicId, i32), Entries>>,
+    ttl: Duration,
 }
 
 impl IndexCache {
@@ -25,6 +37,7 @@ impl IndexCache {
         IndexCache {
             metadata,
             parts: RwLock::default(),
+            ttl: ENTRY_TTL,
         }
     }
 
@@ -32,7 +45,7 @@ impl IndexCache {
     pub fn insert(&self, topic_id: TopicId, partition: i32, entry: IndexEntry) {
         let mut parts = self.parts.write().unwrap_or_else(|p| p.into_inner());
         let map = parts.entry((topic_id, partition)).or_default();
-        map.insert(entry.base_offset, entry);
+        map.insert(entry.base_offset, (entry, Instant::now()));
         while map.len() > MAX_ENTRIES_PER_PARTITION {
             map.pop_first();
         }
@@ -67,7 +80,12 @@ impl IndexCache {
                     .range(..=offset)
                     .next_back()
                     .map_or(i64::MIN, |(k, _)| *k);
-                contiguous_from(map.range(start..).map(|(_, e)| e), offset, max)
+                // A run stops at the first entry past its time to live.
+                let fresh = map
+                    .range(start..)
+                    .take_while(|(_, (_, at))| at.elapsed() < self.ttl)
+                    .map(|(_, (e, _))| e);
+                contiguous_from(fresh, offset, max)
             }
             None => Vec::new(),
         }
@@ -90,8 +108,25 @@ impl IndexCache {
             .metadata
             .read_index(topic_id, partition, offset, PAGE)
             .await?;
-        for e in &page {
-            self.insert(topic_id, partition, e.clone());
+        if let (Some(first), Some(last)) = (page.first(), page.last()) {
+            // The page is the truth for its offsets: entries cached before a compaction
+            // changed the boundaries there must not linger beside it.
+            let mut parts = self.parts.write().unwrap_or_else(|p| p.into_inner());
+            let map = parts.entry((topic_id, partition)).or_default();
+            let stale: Vec<i64> = map
+                .range(first.base_offset..=last.last_offset)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stale {
+                map.remove(&k);
+            }
+            let now = Instant::now();
+            for e in &page {
+                map.insert(e.base_offset, (e.clone(), now));
+            }
+            while map.len() > MAX_ENTRIES_PER_PARTITION {
+                map.pop_first();
+            }
         }
         Ok(contiguous_from(page.iter(), offset, max))
     }

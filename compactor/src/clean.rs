@@ -1,0 +1,399 @@
+//! Compacted topics (`cleanup.policy` with `compact`): the latest record of each key
+//! survives, earlier ones go, offsets keep their gaps, and tombstones (null values) go once
+//! they are older than `delete.retention.ms`.
+//!
+//! Per partition, as Kafka's log cleaner: the log from its start is a clean prefix (segments
+//! this cleaner wrote, keys ending `.clean`) followed by dirty entries. Nothing younger than
+//! `min.compaction.lag.ms` is cleaned, and the log's last record always stays (where Kafka
+//! never cleans its active segment), so a consumer at the end has a batch to move past. Cleaning starts when the dirty share of the
+//! cleanable bytes reaches `min.cleanable.dirty.ratio`, or when the oldest dirty record is
+//! older than `max.compaction.lag.ms`. It then reads the cleanable range twice: once to learn
+//! each key's last offset, once to write every batch with only the records that are their
+//! key's last (re-encoded with the same codec and offset span, see
+//! `floe_format::records::retain_records`) into `.clean` segments, swapped in as any segment.
+//!
+//! Simplifications, documented in docs/ARCHITECTURE.md: the key map covers the whole
+//! cleanable range in memory; a tombstone's age is its batch's largest timestamp (Kafka counts
+//! from when its segment was first cleaned); control and transactional batches are kept as
+//! they are (transactions are not built yet).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::{Bytes, BytesMut};
+use floe_format::records::{retain_records, Retained};
+use floe_format::segment::{SegmentBuilder, SegmentChunk};
+use floe_format::split_batches;
+use floe_metadata::{IndexEntry, LifecycleCall, LifecycleReply, SegmentSwap, TopicId};
+use tracing::{error, warn};
+
+use crate::segments::{rows, segment_key};
+use crate::{Compactor, CompactorError};
+
+/// Most bytes one batch may decompress to while cleaning.
+const MAX_DECODED: usize = 256 * 1024 * 1024;
+
+/// A compacted topic's cleaning settings (Kafka's names and defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionConfig {
+    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a cleaning.
+    pub max_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub dirty_ratio: f64,
+    /// `delete.retention.ms`: how long tombstones stay readable.
+    pub delete_retention_ms: i64,
+}
+
+/// The cleaning settings of a topic whose `cleanup.policy` includes `compact`.
+pub fn compaction_of(configs: &BTreeMap<String, String>) -> Option<CompactionConfig> {
+    let policy = configs.get("cleanup.policy")?;
+    if !policy.split(',').any(|p| p.trim() == "compact") {
+        return None;
+    }
+    let num = |key: &str, default: i64| {
+        configs
+            .get(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    Some(CompactionConfig {
+        min_lag_ms: num("min.compaction.lag.ms", 0).max(0),
+        max_lag_ms: num("max.compaction.lag.ms", i64::MAX).max(0),
+        dirty_ratio: configs
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(0.5),
+        delete_retention_ms: num("delete.retention.ms", 86_400_000).max(0),
+    })
+}
+
+/// What cleaning did in one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Partitions cleaned.
+    pub partitions: u64,
+    /// Records removed.
+    pub records_removed: u64,
+}
+
+/// One batch of a chunk with its real base offset.
+struct Batch<'a> {
+    base: i64,
+    bytes: &'a [u8],
+    control_or_txn: bool,
+}
+
+/// The batches of an entry's bytes with their real offsets: stored in segments, derived from
+/// the entry in WAL chunks (which carry the producer's placeholders).
+fn batches<'a>(
+    e: &IndexEntry,
+    bytes: &'a [u8],
+) -> Result<Vec<Batch<'a>>, floe_format::FormatError> {
+    let real = e.object_key.starts_with("seg/");
+    let mut base = e.base_offset;
+    let mut out = Vec::new();
+    if bytes.is_empty() {
+        return Ok(out);
+    }
+    for b in split_batches(bytes)? {
+        if real {
+            base = b.header.base_offset;
+        }
+        out.push(Batch {
+            base,
+            bytes: &bytes[b.range.clone()],
+            control_or_txn: b.header.is_control() || b.header.is_transactional(),
+        });
+        base += i64::from(b.header.last_offset_delta) + 1;
+    }
+    Ok(out)
+}
+
+impl Compactor {
+    /// Cleans every partition of every compacted topic that is due.
+    pub(crate) async fn clean_compacted(&self) -> Result<CleanReport, CompactorError> {
+        let mut report = CleanReport::default();
+        let now = self.clock.now_ms();
+        for topic in self.metadata.list_topics().await? {
+            let Some(cfg) = compaction_of(&topic.configs) else {
+                continue;
+            };
+            for p in &topic.partitions {
+                if p.log_start_offset >= p.high_watermark {
+                    continue;
+                }
+                let range = (p.log_start_offset, p.high_watermark);
+                self.clean_partition(topic.id, p.partition, range, cfg, now, &mut report)
+                    .await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn entries_from(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        mut from: i64,
+    ) -> Result<Vec<IndexEntry>, CompactorError> {
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .metadata
+                .read_index(topic_id, partition, from, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.last_offset + 1;
+            let full = page.len() == 1000;
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn read_entry(&self, e: &IndexEntry) -> Result<Bytes, CompactorError> {
+        if e.byte_len <= 0 {
+            return Ok(Bytes::new());
+        }
+        let start = e.byte_offset.max(0) as u64;
+        Ok(self
+            .objects
+            .get_range(
+                &e.object_key,
+                start..start + e.byte_len as u64,
+                "compaction",
+            )
+            .await?)
+    }
+
+    async fn clean_partition(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        (log_start, high_watermark): (i64, i64),
+        cfg: CompactionConfig,
+        now: i64,
+        report: &mut CleanReport,
+    ) -> Result<(), CompactorError> {
+        let entries = self.entries_from(topic_id, partition, log_start).await?;
+        // Nothing younger than the minimum lag (an entry's largest timestamp counts).
+        let end = entries
+            .iter()
+            .position(|e| e.max_timestamp_ms > now.saturating_sub(cfg.min_lag_ms))
+            .unwrap_or(entries.len());
+        let cleanable = &entries[..end];
+        // The log's last record always stays (it is its key's latest; even an expired
+        // tombstone), so a consumer at the end always has a batch to move past, as Kafka's
+        // never-cleaned active segment ensures.
+        let last_offset = high_watermark - 1;
+        let clean_len = cleanable
+            .iter()
+            .take_while(|e| e.object_key.ends_with(".clean"))
+            .count();
+        let dirty = &cleanable[clean_len..];
+        let Some(first_dirty) = dirty.first() else {
+            return Ok(());
+        };
+        let bytes = |es: &[IndexEntry]| es.iter().map(|e| e.byte_len.max(0) as f64).sum::<f64>();
+        let ratio = bytes(dirty) / bytes(cleanable).max(1.0);
+        let overdue = first_dirty.first_timestamp_ms >= 0
+            && first_dirty.first_timestamp_ms < now.saturating_sub(cfg.max_lag_ms);
+        if ratio < cfg.dirty_ratio && !overdue {
+            return Ok(());
+        }
+        // Pass 1: each key's last offset in the cleanable range.
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        for e in cleanable {
+            let data = self.read_entry(e).await?;
+            let parsed = match batches(e, &data) {
+                Ok(b) => b,
+                Err(err) => return self.corrupt(e, &err.to_string()),
+            };
+            for b in parsed.iter().filter(|b| !b.control_or_txn) {
+                let mut copy = b.bytes.to_vec();
+                copy[..8].copy_from_slice(&b.base.to_be_bytes());
+                let records = match floe_format::decode_records(&copy, MAX_DECODED) {
+                    Ok(r) => r,
+                    Err(err) => return self.corrupt(e, &err.to_string()),
+                };
+                for r in records {
+                    if let Some(k) = r.key {
+                        latest.insert(
+                            Bytes::copy_from_slice(&k),
+                            b.base + i64::from(r.offset_delta),
+                        );
+                    }
+                }
+            }
+        }
+        // Pass 2: rewrite, in segments of about the target size.
+        let tombstones_before = now.saturating_sub(cfg.delete_retention_ms);
+        let mut group: Vec<IndexEntry> = Vec::new();
+        let mut chunks: Vec<SegmentChunk> = Vec::new();
+        let mut builder = SegmentBuilder::new(*topic_id.as_bytes(), partition);
+        let mut removed = 0u64;
+        for e in cleanable {
+            let data = self.read_entry(e).await?;
+            let parsed = match batches(e, &data) {
+                Ok(b) => b,
+                Err(err) => return self.corrupt(e, &err.to_string()),
+            };
+            let mut out = BytesMut::new();
+            for b in parsed {
+                let mut copy = b.bytes.to_vec();
+                copy[..8].copy_from_slice(&b.base.to_be_bytes());
+                if b.control_or_txn {
+                    out.extend_from_slice(&copy);
+                    continue;
+                }
+                let header = floe_format::BatchHeader::parse(&copy)
+                    .map_err(|err| CompactorError::Reply(err.to_string()))?;
+                let expired = header.max_timestamp < tombstones_before;
+                let mut dropped = 0u64;
+                let kept = retain_records(&copy, MAX_DECODED, |offset, r| {
+                    let keep = match &r.key {
+                        // Keyless records cannot be compacted (produce refuses them; older
+                        // data may hold some): keep them.
+                        None => true,
+                        Some(k) => {
+                            latest.get(&k[..]) == Some(&offset)
+                                && (r.value.is_some() || !expired || offset == last_offset)
+                        }
+                    };
+                    dropped += u64::from(!keep);
+                    keep
+                });
+                match kept {
+                    Ok(Retained::All) => out.extend_from_slice(&copy),
+                    Ok(Retained::Some(b)) => out.extend_from_slice(&b),
+                    Ok(Retained::None) => {}
+                    Err(err) => return self.corrupt(e, &err.to_string()),
+                }
+                removed += dropped;
+            }
+            match builder.append_sparse(&out, e.base_offset, e.last_offset) {
+                Ok(c) => chunks.push(c),
+                Err(err) => return self.corrupt(e, &err.to_string()),
+            }
+            group.push(e.clone());
+            if builder.data_len() as u64 >= self.settings.segment_bytes {
+                let full = std::mem::replace(
+                    &mut builder,
+                    SegmentBuilder::new(*topic_id.as_bytes(), partition),
+                );
+                if !self
+                    .swap_clean(
+                        topic_id,
+                        partition,
+                        full,
+                        std::mem::take(&mut group),
+                        std::mem::take(&mut chunks),
+                    )
+                    .await?
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if !group.is_empty()
+            && !self
+                .swap_clean(topic_id, partition, builder, group, chunks)
+                .await?
+        {
+            return Ok(());
+        }
+        report.partitions += 1;
+        report.records_removed += removed;
+        self.metrics.compactor_records_cleaned.inc_by(removed);
+        Ok(())
+    }
+
+    /// Uploads a cleaned segment and swaps it in; false when the index changed meanwhile
+    /// (the segment is deleted and the partition retried next pass).
+    async fn swap_clean(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        builder: SegmentBuilder,
+        group: Vec<IndexEntry>,
+        chunks: Vec<SegmentChunk>,
+    ) -> Result<bool, CompactorError> {
+        let object = builder.finish();
+        let key = segment_key(topic_id, partition, group[0].base_offset, "clean");
+        let size = object.len() as i64;
+        let written = object.len() as u64;
+        self.objects.put(&key, object, "compaction").await?;
+        let swap = SegmentSwap {
+            topic_id,
+            partition,
+            replaced: group
+                .iter()
+                .map(|e| (e.base_offset, e.last_offset, e.object_key.clone()))
+                .collect(),
+            object_key: key.clone(),
+            object_size: size,
+            rows: rows(&chunks, &key, size),
+        };
+        match self
+            .metadata
+            .lifecycle(LifecycleCall::SwapSegment(swap))
+            .await?
+        {
+            LifecycleReply::Granted(true) => {
+                self.metrics.compactor_segments.inc();
+                self.metrics.compactor_segment_bytes.inc_by(written);
+                Ok(true)
+            }
+            LifecycleReply::Granted(false) => {
+                warn!(%key, "index changed while cleaning; segment discarded");
+                self.objects.delete(&key, "compaction").await?;
+                Ok(false)
+            }
+            other => Err(CompactorError::Reply(format!("{other:?}"))),
+        }
+    }
+
+    fn corrupt(&self, e: &IndexEntry, what: &str) -> Result<(), CompactorError> {
+        error!(key = %e.object_key, base_offset = e.base_offset, error = what, "unreadable chunk; partition left uncleaned");
+        self.metrics.compactor_corrupt_chunks.inc();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_settings_follow_kafka() {
+        let c = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(compaction_of(&c(&[])), None);
+        assert_eq!(compaction_of(&c(&[("cleanup.policy", "delete")])), None);
+        let d = compaction_of(&c(&[("cleanup.policy", "compact,delete")])).expect("compact");
+        assert_eq!(
+            d,
+            CompactionConfig {
+                min_lag_ms: 0,
+                max_lag_ms: i64::MAX,
+                dirty_ratio: 0.5,
+                delete_retention_ms: 86_400_000
+            }
+        );
+        let d = compaction_of(&c(&[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "7"),
+            ("delete.retention.ms", "5"),
+        ]))
+        .expect("compact");
+        assert_eq!((d.dirty_ratio, d.delete_retention_ms), (0.5, 5));
+    }
+}

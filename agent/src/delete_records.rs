@@ -33,6 +33,17 @@ pub async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsRespon
                     continue;
                 }
             };
+            // As Kafka: records of a topic without `delete` in its cleanup.policy are only
+            // ever removed by compaction.
+            let policy = topic
+                .configs
+                .get("cleanup.policy")
+                .map(String::as_str)
+                .unwrap_or("delete");
+            if !policy.split(',').any(|p| p.trim() == "delete") {
+                partitions.push(result.with_error_code(ResponseError::PolicyViolation.code()));
+                continue;
+            }
             let call = LifecycleCall::AdvanceLogStart {
                 topic_id: topic.id,
                 partition: p.partition_index,

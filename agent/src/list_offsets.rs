@@ -130,9 +130,14 @@ async fn by_timestamp(
         .await
         .map_err(|e| storage(e.to_string()))?;
     let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;
+    // Segments carry real offsets (a cleaned one has gaps); WAL chunks placeholders.
+    let real_offsets = entry.object_key.starts_with("seg/");
     let mut base = entry.base_offset;
     for b in batches {
         let h = b.header;
+        if real_offsets {
+            base = h.base_offset;
+        }
         // A batch's max timestamp is the max of its records' (CreateTime), so the first
         // batch reaching `ts` holds the answer.
         if h.max_timestamp >= ts {
@@ -177,9 +182,14 @@ async fn max_timestamp(
         .await
         .map_err(|e| storage(e.to_string()))?;
     let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;
+    // Segments carry real offsets (a cleaned one has gaps); WAL chunks placeholders.
+    let real_offsets = entry.object_key.starts_with("seg/");
     let mut base = entry.base_offset;
     for b in batches {
         let h = b.header;
+        if real_offsets {
+            base = h.base_offset;
+        }
         if h.max_timestamp == entry.max_timestamp_ms {
             let records = decode_records(&chunk[b.range.clone()], MAX_UNCOMPRESSED)
                 .map_err(|e| storage(e.to_string()))?;

@@ -39,7 +39,11 @@ impl Default for Racks {
     fn default() -> Self {
         Racks(
             moka::future::Cache::builder()
-                .max_capacity(100_000)
+                // Bytes of addresses, client ids and racks: clients control all three.
+                .max_capacity(16 * 1024 * 1024)
+                .weigher(|k: &(String, String), v: &String| {
+                    u32::try_from(k.0.len() + k.1.len() + v.len()).unwrap_or(u32::MAX)
+                })
                 .time_to_idle(std::time::Duration::from_secs(30 * 60))
                 .build(),
         )
@@ -49,6 +53,10 @@ impl Default for Racks {
 impl Racks {
     /// Remembers the rack a client sent.
     pub async fn remember(&self, host: &str, client_id: &str, rack: &str) {
+        // Zone names are short; anything else is not worth memory.
+        if rack.len() > 255 || client_id.len() > 1024 {
+            return;
+        }
         let key = (host.to_string(), client_id.to_string());
         if self.0.get(&key).await.as_deref() != Some(rack) {
             self.0.insert(key, rack.to_string()).await;

@@ -116,7 +116,7 @@ impl Compactor {
     pub(crate) async fn clean_compacted(&self) -> Result<CleanReport, CompactorError> {
         let mut report = CleanReport::default();
         let now = self.clock.now_ms();
-        for topic in self.metadata.list_topics().await? {
+        'topics: for topic in self.metadata.list_topics().await? {
             let Some(cfg) = compaction_of(&topic.configs) else {
                 continue;
             };
@@ -124,9 +124,17 @@ impl Compactor {
                 if p.log_start_offset >= p.high_watermark {
                     continue;
                 }
+                if !self.still_leader().await? {
+                    break 'topics;
+                }
+                // One partition's trouble must not stop the others or the deletions.
                 let range = (p.log_start_offset, p.high_watermark);
-                self.clean_partition(topic.id, p.partition, range, cfg, now, &mut report)
-                    .await?;
+                if let Err(e) = self
+                    .clean_partition(topic.id, p.partition, range, cfg, now, &mut report)
+                    .await
+                {
+                    warn!(topic = %topic.name, partition = p.partition, error = %e, "cleaning failed; retried next pass");
+                }
             }
         }
         Ok(report)

@@ -212,12 +212,12 @@ impl Compactor {
         })
     }
 
-    /// One pass; `orphans` also scans the object store for orphans.
-    pub async fn run_once(&self, orphans: bool) -> Result<PassReport, CompactorError> {
-        // The lease outlives a few missed passes, so a slow pass keeps it, and a dead
-        // compactor's work moves to another within about three intervals.
+    /// Takes or renews the `lifecycle` lease. It outlives a few missed renewals, so a slow
+    /// step keeps it, and a dead compactor's work moves to another within about three
+    /// intervals. Long steps renew it between partitions and stop when it is lost.
+    pub(crate) async fn still_leader(&self) -> Result<bool, CompactorError> {
         let ttl = ms(self.settings.interval.saturating_mul(3)).max(ms(Duration::from_secs(10)));
-        let granted = match self
+        match self
             .call(LifecycleCall::Lease {
                 name: "lifecycle".into(),
                 holder: self.instance.clone(),
@@ -225,9 +225,14 @@ impl Compactor {
             })
             .await?
         {
-            LifecycleReply::Granted(g) => g,
-            other => return Err(CompactorError::Reply(format!("{other:?}"))),
-        };
+            LifecycleReply::Granted(g) => Ok(g),
+            other => Err(CompactorError::Reply(format!("{other:?}"))),
+        }
+    }
+
+    /// One pass; `orphans` also scans the object store for orphans.
+    pub async fn run_once(&self, orphans: bool) -> Result<PassReport, CompactorError> {
+        let granted = self.still_leader().await?;
         self.metrics.compactor_leader.set(i64::from(granted));
         let mut report = PassReport {
             leader: granted,

@@ -67,19 +67,24 @@ impl Compactor {
         let mut report = SegmentReport::default();
         let now = self.clock.now_ms();
         let old_before = now.saturating_sub(crate::ms(self.settings.segment_delay));
-        for topic in self.metadata.list_topics().await? {
+        'topics: for topic in self.metadata.list_topics().await? {
             for p in &topic.partitions {
                 if p.log_start_offset >= p.high_watermark {
                     continue;
                 }
-                self.fold_partition(
-                    topic.id,
-                    p.partition,
-                    p.log_start_offset,
-                    old_before,
-                    &mut report,
-                )
-                .await?;
+                if !self.still_leader().await? {
+                    break 'topics;
+                }
+                // One partition's trouble (an unreadable object, a throttled GET) must not
+                // stop the others, nor the deletions after this step.
+                let start = p.log_start_offset;
+                if let Err(e) = self
+                    .fold_partition(topic.id, p.partition, start, old_before, &mut report)
+                    .await
+                {
+                    warn!(topic = %topic.name, partition = p.partition, error = %e, "folding failed; retried next pass");
+                    report.skipped += 1;
+                }
             }
         }
         self.metrics
@@ -109,13 +114,15 @@ impl Compactor {
             from = last.last_offset + 1;
             let full = page.len() as u32 == PAGE;
             for e in page {
-                let wal_time = wal_written_at_ms(&e.object_key);
-                let old_wal = wal_time.is_some_and(|t| t < old_before);
+                let is_wal = e.object_key.starts_with("wal/");
+                // A WAL key without a write time (written before keys carried one) is old.
+                let old_wal =
+                    is_wal && wal_written_at_ms(&e.object_key).is_none_or(|t| t < old_before);
                 // Cleaned segments of compacted topics are the cleaner's to rewrite.
                 let small_segment = e.object_key.starts_with("seg/")
                     && !e.object_key.ends_with(".clean")
                     && (e.object_size as u64) < target / 2;
-                if wal_time.is_some() && !old_wal {
+                if is_wal && !old_wal {
                     // The tail: too young to fold; everything after it is younger still.
                     break 'pages;
                 }
@@ -143,8 +150,9 @@ impl Compactor {
         self.flush(topic_id, partition, run, report).await
     }
 
-    /// Writes `run` as one segment and swaps it in. A run worth nothing (no WAL chunk, one
-    /// segment alone) is left as it is.
+    /// Writes `run` as one segment and swaps it in. A run worth nothing (no WAL chunk, and
+    /// the rows of one segment object alone) is left as it is: rewriting it would produce the
+    /// same segment again, pass after pass.
     async fn flush(
         &self,
         topic_id: TopicId,
@@ -157,7 +165,10 @@ impl Compactor {
             .filter(|e| e.object_key.starts_with("wal/"))
             .map(|e| e.byte_len.max(0) as u64)
             .sum();
-        if run.is_empty() || (wal_bytes == 0 && run.len() < 2) {
+        let has_wal = run.iter().any(|e| e.object_key.starts_with("wal/"));
+        let objects: std::collections::HashSet<&str> =
+            run.iter().map(|e| e.object_key.as_str()).collect();
+        if run.is_empty() || (!has_wal && objects.len() < 2) {
             return Ok(());
         }
         let mut builder = SegmentBuilder::new(*topic_id.as_bytes(), partition);

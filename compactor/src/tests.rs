@@ -408,6 +408,33 @@ mod folding {
     }
 
     #[tokio::test]
+    async fn a_small_segment_of_several_rows_is_not_rewritten_every_pass() {
+        let w = world().await;
+        let t = topic(&w, "t", &[]).await;
+        let old = SystemClock.now_ms() - 3_600_000;
+        for i in 0..3 {
+            // ~700 KB each: the segment gets two index rows (a row closes past 1 MiB).
+            commit_wal(
+                &w,
+                &format!("wal/000{i}/1-{old}-{i}.wal"),
+                &[(t, 0, chunk(i, 1000))],
+            )
+            .await;
+        }
+        let c = folding_compactor(&w, 60_000);
+        assert_eq!(c.run_once(false).await.expect("pass").segments.segments, 1);
+        let rows = w.metadata.read_index(t, 0, 0, 100).await.expect("index");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        for _ in 0..2 {
+            assert_eq!(c.run_once(false).await.expect("pass").segments.segments, 0);
+        }
+        assert_eq!(
+            w.metadata.read_index(t, 0, 0, 100).await.expect("index"),
+            rows
+        );
+    }
+
+    #[tokio::test]
     async fn a_corrupt_chunk_is_reported_and_never_folded_or_deleted() {
         let w = world().await;
         let t = topic(&w, "t", &[]).await;

@@ -406,8 +406,8 @@ pub enum Retained {
 
 /// Keeps the records of one v2 batch for which `keep(offset, record)` is true (`offset` is
 /// the record's absolute offset, from the batch's stored base offset). A batch with records
-/// dropped is re-encoded with the same codec, base offset, timestamps, producer fields and
-/// `last_offset_delta` (so its offset span, and an idempotent producer's sequence range, stay
+/// dropped is re-encoded with the same codec, base offset, base timestamp, producer fields
+/// and `last_offset_delta`, and the largest timestamp of the records kept (so its offset span, and an idempotent producer's sequence range, stay
 /// what they were, as Kafka's log cleaner does); the kept records keep their offset deltas,
 /// leaving gaps. Decompressing more than `max_uncompressed_bytes` is an error.
 pub fn retain_records(
@@ -428,12 +428,22 @@ pub fn retain_records(
     if kept.is_empty() {
         return Ok(Retained::None);
     }
+    // The largest timestamp of the records left, as Kafka's cleaner rebuilds it (a lookup by
+    // time must find a record at or after a batch's max timestamp).
+    let max_timestamp = if header.has_log_append_time() {
+        header.max_timestamp
+    } else {
+        kept.iter()
+            .map(|r| header.base_timestamp.saturating_add(r.timestamp_delta))
+            .max()
+            .unwrap_or(header.max_timestamp)
+    };
     let spec = BatchSpec {
         base_offset: header.base_offset,
         partition_leader_epoch: header.partition_leader_epoch,
         attributes_flags: header.attributes & !ATTR_COMPRESSION_MASK,
         base_timestamp: header.base_timestamp,
-        max_timestamp: header.max_timestamp,
+        max_timestamp,
         producer_id: header.producer_id,
         producer_epoch: header.producer_epoch,
         base_sequence: header.base_sequence,
@@ -500,6 +510,10 @@ mod retain_tests {
                 vec![1, 3]
             );
             assert_eq!(kept[1].value, None, "a tombstone stays a tombstone");
+            assert_eq!(
+                b.header.max_timestamp, 1003,
+                "max timestamp of the records kept"
+            );
         }
     }
 }

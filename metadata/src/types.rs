@@ -219,8 +219,8 @@ pub enum LogStartTarget {
     Offset(i64),
     /// Retention, in whole index entries from the start: past every entry up to the first
     /// holding a timestamp at or after `expire_before_ms` (`retention.ms`), and past the
-    /// oldest entries beyond `max_bytes` counted from the newest (`retention.bytes`). The
-    /// newest entry is always kept by the byte limit.
+    /// oldest entries as long as at least `max_bytes` remain (`retention.bytes`, Kafka's
+    /// rule for segments).
     Retention {
         /// Entries whose every timestamp is older than this have expired.
         expire_before_ms: Option<i64>,

@@ -265,9 +265,12 @@ def test_compacted_topic_keeps_each_keys_latest_value(cluster):
                   "compression.type": "lz4"})
     offsets = {}
 
+    stamps = {}
+
     def done(err, msg):
         assert err is None, err
         offsets[msg.key()] = (msg.offset(), msg.value())
+        stamps[msg.offset()] = msg.timestamp()[1]
     for i in range(10_000):
         k = b"key-%03d" % (i % 100)
         p.produce("cmpt", key=k, value=b"%s=%05d" % (k, i), on_delivery=done)
@@ -300,6 +303,13 @@ def test_compacted_topic_keeps_each_keys_latest_value(cluster):
             got.append((m.offset(), m.key(), m.value()))
     c.close()
     assert got == expected, (len(got), got[:3])
+    # ListOffsets by time on the cleaned log: the first surviving record at or after it.
+    t = stamps[expected[40][0]]
+    want = next(off for off, _, _ in expected if stamps[off] >= t)
+    c = Consumer({"bootstrap.servers": fresh.bootstrap, "group.id": "cmpt-times"})
+    found = c.offsets_for_times([TopicPartition("cmpt", 0, t)], timeout=20)[0]
+    c.close()
+    assert found.offset == want, (found, want)
     # Still a live topic: more writes land after the high watermark.
     p.produce("cmpt", key=b"more", value=b"v", on_delivery=done)
     assert p.flush(30) == 0

@@ -34,6 +34,9 @@ use crate::fleet::Fleet;
 /// enough that a tailing read of one partition does not pull in a whole large object.
 pub const BLOCK_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Longest a write waits for its blocks to reach their owners (in-zone; normally a few ms).
+const PUSH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Object-store GETs in flight at once for catch-up reads, per agent.
 const CATCHUP_GETS: usize = 8;
 
@@ -186,7 +189,17 @@ impl ChunkCache {
                 }
             }
         }
-        futures::future::join_all(pushes).await;
+        // The upload runs beside this and a commit waits for both: a slow or hung owner must
+        // not hold produce acknowledgements. Pushes still running at the deadline are
+        // abandoned (counted); their owners GET the blocks on first read.
+        let n = pushes.len() as u64;
+        if tokio::time::timeout(PUSH_DEADLINE, futures::future::join_all(pushes))
+            .await
+            .is_err()
+        {
+            debug!(%key, blocks = n, "block pushes past their deadline; abandoned");
+            self.metrics.cache_push_failures.inc_by(n);
+        }
     }
 
     /// Counts bytes handed to another agent of the zone.

@@ -129,6 +129,17 @@ pub fn validate_records(
         if require_keys {
             let records = floe_format::decode_records(&bytes[b.range.clone()], MAX_DECODED_BYTES)
                 .map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+            // The cleaner keys records by offset: deltas must be exactly 0..n-1.
+            if records
+                .iter()
+                .enumerate()
+                .any(|(i, r)| i64::from(r.offset_delta) != i as i64)
+            {
+                return Err((
+                    ResponseError::InvalidRecord,
+                    "record offset deltas must be 0, 1, 2, ...".into(),
+                ));
+            }
             if records.iter().any(|r| r.key.is_none()) {
                 return Err((
                     ResponseError::InvalidRecord,

@@ -799,11 +799,10 @@ pub(crate) struct LogFacts {
     /// Base offset of the first live entry holding a timestamp at or after the retention
     /// cut-off (asked only for time retention).
     pub first_unexpired: Option<i64>,
-    /// Base offset of the oldest live entry within the byte limit counted from the newest
-    /// (asked only for byte retention).
+    /// Base offset of the newest live entry at which the bytes counted from the newest
+    /// (itself included) reach the limit: everything before it can go while at least the
+    /// limit stays, as Kafka deletes segments (asked only for byte retention).
     pub first_within_bytes: Option<i64>,
-    /// Base offset of the newest live entry.
-    pub newest_base: Option<i64>,
 }
 
 /// The log start offset `target` asks for, given `facts`: never behind the current one,
@@ -828,14 +827,8 @@ pub(crate) fn new_log_start(facts: LogFacts, target: LogStartTarget) -> Result<i
         } => {
             // Every entry expired: the log empties up to the high watermark.
             let by_time = expire_before_ms.map(|_| facts.first_unexpired.unwrap_or(hw));
-            // Even the newest entry alone exceeds the limit: keep it (Kafka keeps the
-            // active segment).
-            let by_bytes = max_bytes.map(|_| {
-                facts
-                    .first_within_bytes
-                    .or(facts.newest_base)
-                    .unwrap_or(log_start)
-            });
+            // Less than the limit in all: nothing goes.
+            let by_bytes = max_bytes.map(|_| facts.first_within_bytes.unwrap_or(log_start));
             by_time
                 .unwrap_or(log_start)
                 .max(by_bytes.unwrap_or(log_start))

@@ -938,25 +938,17 @@ impl MetadataStore for PostgresStore {
             }
             if let Some(max) = max_bytes {
                 facts.first_within_bytes = sqlx::query_scalar(
-                    "SELECT min(base_offset) FROM (
+                    "SELECT max(base_offset) FROM (
                          SELECT base_offset,
                                 sum(byte_len) OVER (ORDER BY base_offset DESC) AS newer_bytes
                          FROM offset_index
                          WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3) s
-                     WHERE newer_bytes <= $4",
+                     WHERE newer_bytes >= $4",
                 )
                 .bind(topic_id)
                 .bind(partition)
                 .bind(log_start)
                 .bind(max)
-                .fetch_one(&mut *tx)
-                .await?;
-                facts.newest_base = sqlx::query_scalar(
-                    "SELECT max(base_offset) FROM offset_index
-                     WHERE topic_id = $1 AND partition = $2",
-                )
-                .bind(topic_id)
-                .bind(partition)
                 .fetch_one(&mut *tx)
                 .await?;
             }

@@ -211,42 +211,33 @@ impl Objects {
         r.map_err(Into::into)
     }
 
-    /// Every object whose key starts with `dir/` (e.g. `wal`), with its size and age. One
-    /// counted LIST per call (the store pages underneath).
-    pub async fn list(
+    /// Every object whose key starts with `dir/` (e.g. `wal`), with its size and age, as a
+    /// stream (the store pages underneath: a listing of millions of objects is never held
+    /// in memory). Counted as one LIST per call.
+    pub fn list(
         &self,
         dir: &str,
         purpose: &'static str,
-    ) -> Result<Vec<Listed>, ObjectsError> {
+    ) -> impl futures::Stream<Item = Result<Listed, ObjectsError>> + '_ {
         use futures::StreamExt;
+        self.count("list", purpose, true, 0);
         let prefix = self.path(dir.trim_end_matches('/'));
-        let mut stream = self.store.list(Some(&prefix));
-        let mut out = Vec::new();
-        let mut result = Ok(());
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(meta) => {
-                    let Some(parts) = meta.location.prefix_match(&self.prefix) else {
-                        continue;
-                    };
-                    let key = parts
-                        .map(|p| p.as_ref().to_string())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    out.push(Listed {
-                        key,
+        self.store.list(Some(&prefix)).filter_map(move |item| {
+            let out = match item {
+                Ok(meta) => meta.location.prefix_match(&self.prefix).map(|parts| {
+                    Ok(Listed {
+                        key: parts
+                            .map(|p| p.as_ref().to_string())
+                            .collect::<Vec<_>>()
+                            .join("/"),
                         size: meta.size,
                         last_modified_ms: meta.last_modified.timestamp_millis(),
-                    });
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        self.count("list", purpose, result.is_ok(), 0);
-        result.map(|()| out).map_err(Into::into)
+                    })
+                }),
+                Err(e) => Some(Err(e.into())),
+            };
+            futures::future::ready(out)
+        })
     }
 
     /// Deletes an object (missing objects are not an error).

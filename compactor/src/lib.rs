@@ -31,6 +31,7 @@ use floe_common::{Clock, Metrics, Objects, ObjectsError};
 use floe_metadata::{
     LifecycleCall, LifecycleReply, LogStartTarget, Metadata, MetadataError, TopicInfo,
 };
+use futures::StreamExt;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -341,25 +342,42 @@ impl Compactor {
         let cutoff = self.clock.now_ms().saturating_sub(ms(self.settings.grace));
         let mut deleted = 0;
         for dir in OBJECT_DIRS {
-            let listed = self.objects.list(dir, "compaction").await?;
-            let old: Vec<_> = listed
-                .into_iter()
-                .filter(|o| o.last_modified_ms < cutoff)
-                .collect();
-            for batch in old.chunks(BATCH as usize) {
-                let keys: Vec<String> = batch.iter().map(|o| o.key.clone()).collect();
-                let known = match self.call(LifecycleCall::KnownObjects { keys }).await? {
-                    LifecycleReply::Keys(k) => k,
-                    other => return Err(CompactorError::Reply(format!("{other:?}"))),
-                };
-                let known: std::collections::HashSet<String> = known.into_iter().collect();
-                for o in batch.iter().filter(|o| !known.contains(&o.key)) {
-                    warn!(key = %o.key, bytes = o.size, "deleting orphan object (uploaded, never committed)");
-                    self.objects.delete(&o.key, "compaction").await?;
-                    self.count_deleted("orphan", o.size);
-                    deleted += 1;
+            let mut listed = std::pin::pin!(self.objects.list(dir, "compaction"));
+            let mut batch = Vec::with_capacity(BATCH as usize);
+            loop {
+                let next = listed.next().await;
+                let done = next.is_none();
+                if let Some(item) = next {
+                    let o = item?;
+                    if o.last_modified_ms < cutoff {
+                        batch.push(o);
+                    }
+                }
+                if batch.len() >= BATCH as usize || (done && !batch.is_empty()) {
+                    deleted += self.delete_unknown(std::mem::take(&mut batch)).await?;
+                }
+                if done {
+                    break;
                 }
             }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the objects of `batch` that the metadata does not know.
+    async fn delete_unknown(&self, batch: Vec<floe_common::Listed>) -> Result<u64, CompactorError> {
+        let keys: Vec<String> = batch.iter().map(|o| o.key.clone()).collect();
+        let known = match self.call(LifecycleCall::KnownObjects { keys }).await? {
+            LifecycleReply::Keys(k) => k,
+            other => return Err(CompactorError::Reply(format!("{other:?}"))),
+        };
+        let known: std::collections::HashSet<String> = known.into_iter().collect();
+        let mut deleted = 0;
+        for o in batch.iter().filter(|o| !known.contains(&o.key)) {
+            warn!(key = %o.key, bytes = o.size, "deleting orphan object (uploaded, never committed)");
+            self.objects.delete(&o.key, "compaction").await?;
+            self.count_deleted("orphan", o.size);
+            deleted += 1;
         }
         Ok(deleted)
     }

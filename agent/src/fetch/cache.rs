@@ -40,7 +40,9 @@ const PUSH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250)
 /// Object-store GETs in flight at once for catch-up reads, per agent.
 const CATCHUP_GETS: usize = 8;
 
-type BlockKey = (Arc<str>, u64);
+/// `(object key, block index, object size)`: the size is part of the key so that a reader
+/// that got an object's size wrong can never plant a short block for the others.
+type BlockKey = (Arc<str>, u64, u64);
 /// A byte range `from..to` of a block.
 type RangeKey = (Arc<str>, u64, usize, usize);
 
@@ -171,14 +173,14 @@ impl ChunkCache {
             match self.remote_owner(&key, index) {
                 None => {
                     self.tail
-                        .insert((key.clone(), index), Bytes::copy_from_slice(&block))
+                        .insert((key.clone(), index, size), Bytes::copy_from_slice(&block))
                         .await;
                 }
                 Some((owner, client)) => {
                     let key = key.clone();
                     pushes.push(async move {
                         let len = block.len();
-                        match client.push(&owner, &key, index, block).await {
+                        match client.push(&owner, &key, index, size, block).await {
                             Ok(()) => self.metrics.peer_bytes("pushed", len),
                             Err(e) => {
                                 debug!(%key, index, owner = owner.node_id, error = %e, "block push failed");
@@ -208,9 +210,9 @@ impl ChunkCache {
     }
 
     /// Stores a block pushed by the agent that wrote it (this agent owns it).
-    pub async fn accept_push(&self, key: &str, index: u64, block: Bytes) {
+    pub async fn accept_push(&self, key: &str, index: u64, size: u64, block: Bytes) {
         self.metrics.peer_bytes("push_received", block.len());
-        let k = (Arc::from(key), index);
+        let k = (Arc::from(key), index, size);
         if self.is_tail(key) {
             self.tail.insert(k, Bytes::copy_from_slice(&block)).await;
         } else {
@@ -226,7 +228,7 @@ impl ChunkCache {
         index: u64,
         object_size: u64,
     ) -> Result<(Bytes, bool), Arc<ObjectsError>> {
-        let k = (key.clone(), index);
+        let k = (key.clone(), index, object_size);
         if let Some(b) = self.tail.get(&k).await {
             self.metrics.cache("tail", true);
             return Ok((b, false));

@@ -254,3 +254,22 @@ async fn catch_up_reads_leave_the_tail_alone() {
         "the tail is still in memory"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_size_from_a_peer_cannot_plant_a_short_block() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let nodes = zone(1, store.clone(), BIG).await;
+    let (obj, ranges) = object(2);
+    let key = "wal/0000/1-0-k.wal";
+    put(&store, key, &obj).await;
+    // A confused (or hostile) peer asks for block 0 of a "shorter" object.
+    let me = nodes[0].fleet.me().clone();
+    let short = PeerClient::new()
+        .expect("client")
+        .fetch(&me, key, 0, 1000, 0, 10)
+        .await
+        .expect("served");
+    assert_eq!(short.len(), 10);
+    // Readers with the real size still get whole, valid blocks.
+    read_all(&nodes[0].cache, key, &obj, &ranges).await;
+}

@@ -6,7 +6,7 @@
 //!
 //! - `GET /v1/blocks?key=K&index=I&size=S&from=F&to=T`: bytes `F..T` of block `I` of object
 //!   `K` (of `S` bytes), from the owner's memory or read once from the object store.
-//! - `PUT /v1/blocks?key=K&index=I` with the block as body: the owner keeps it.
+//! - `PUT /v1/blocks?key=K&index=I&size=S` with the block as body: the owner keeps it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,12 +111,17 @@ impl PeerClient {
         owner: &AgentInfo,
         key: &str,
         index: u64,
+        size: u64,
         block: Bytes,
     ) -> Result<(), PeerError> {
         let resp = self
             .http
             .put(Self::url(owner)?)
-            .query(&[("key", key.to_string()), ("index", index.to_string())])
+            .query(&[
+                ("key", key.to_string()),
+                ("index", index.to_string()),
+                ("size", size.to_string()),
+            ])
             .body(block)
             .send()
             .await
@@ -186,10 +191,15 @@ async fn put_block(
     if !valid_key(&q.key) {
         return bad("bad key");
     }
-    if body.is_empty() || body.len() as u64 > BLOCK_BYTES {
-        return bad("a block is 1 byte to 4 MiB");
+    let Some(size) = q.size else {
+        return bad("size is required");
+    };
+    // The block must be exactly what the object of that size holds at that index.
+    let range = block_range(q.index, size);
+    if body.is_empty() || body.len() as u64 != range.end - range.start {
+        return bad("block length disagrees with the object size");
     }
-    cache.accept_push(&q.key, q.index, body).await;
+    cache.accept_push(&q.key, q.index, size, body).await;
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -131,7 +131,7 @@ async fn by_timestamp(
         .map_err(|e| storage(e.to_string()))?;
     let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;
     // Segments carry real offsets (a cleaned one has gaps); WAL chunks placeholders.
-    let real_offsets = entry.object_key.starts_with("seg/");
+    let real_offsets = floe_format::keys::is_segment(&entry.object_key);
     let mut base = entry.base_offset;
     for b in batches {
         let h = b.header;
@@ -183,7 +183,7 @@ async fn max_timestamp(
         .map_err(|e| storage(e.to_string()))?;
     let batches = scan_batches(&chunk).map_err(|e| storage(e.to_string()))?;
     // Segments carry real offsets (a cleaned one has gaps); WAL chunks placeholders.
-    let real_offsets = entry.object_key.starts_with("seg/");
+    let real_offsets = floe_format::keys::is_segment(&entry.object_key);
     let mut base = entry.base_offset;
     for b in batches {
         let h = b.header;

@@ -23,10 +23,9 @@ use bytes::{Bytes, BytesMut};
 use floe_format::records::{retain_records, Retained};
 use floe_format::segment::{SegmentBuilder, SegmentChunk};
 use floe_format::split_batches;
-use floe_metadata::{IndexEntry, LifecycleCall, LifecycleReply, SegmentSwap, TopicId};
+use floe_metadata::{IndexEntry, TopicId};
 use tracing::{error, warn};
 
-use crate::segments::{rows, segment_key};
 use crate::{Compactor, CompactorError};
 
 /// Most bytes one batch may decompress to while cleaning.
@@ -91,7 +90,7 @@ fn batches<'a>(
     e: &IndexEntry,
     bytes: &'a [u8],
 ) -> Result<Vec<Batch<'a>>, floe_format::FormatError> {
-    let real = e.object_key.starts_with("seg/");
+    let real = floe_format::keys::is_segment(&e.object_key);
     let mut base = e.base_offset;
     let mut out = Vec::new();
     if bytes.is_empty() {
@@ -293,23 +292,19 @@ impl Compactor {
                     &mut builder,
                     SegmentBuilder::new(*topic_id.as_bytes(), partition),
                 );
-                if !self
-                    .swap_clean(
-                        topic_id,
-                        partition,
-                        full,
-                        std::mem::take(&mut group),
-                        std::mem::take(&mut chunks),
-                    )
-                    .await?
-                {
+                let swapped = self
+                    .swap_in(topic_id, partition, full, &group, &chunks, "clean")
+                    .await?;
+                group.clear();
+                chunks.clear();
+                if !swapped {
                     return Ok(());
                 }
             }
         }
         if !group.is_empty()
             && !self
-                .swap_clean(topic_id, partition, builder, group, chunks)
+                .swap_in(topic_id, partition, builder, &group, &chunks, "clean")
                 .await?
         {
             return Ok(());
@@ -318,51 +313,6 @@ impl Compactor {
         report.records_removed += removed;
         self.metrics.compactor_records_cleaned.inc_by(removed);
         Ok(())
-    }
-
-    /// Uploads a cleaned segment and swaps it in; false when the index changed meanwhile
-    /// (the segment is deleted and the partition retried next pass).
-    async fn swap_clean(
-        &self,
-        topic_id: TopicId,
-        partition: i32,
-        builder: SegmentBuilder,
-        group: Vec<IndexEntry>,
-        chunks: Vec<SegmentChunk>,
-    ) -> Result<bool, CompactorError> {
-        let object = builder.finish();
-        let key = segment_key(topic_id, partition, group[0].base_offset, "clean");
-        let size = object.len() as i64;
-        let written = object.len() as u64;
-        self.objects.put(&key, object, "compaction").await?;
-        let swap = SegmentSwap {
-            topic_id,
-            partition,
-            replaced: group
-                .iter()
-                .map(|e| (e.base_offset, e.last_offset, e.object_key.clone()))
-                .collect(),
-            object_key: key.clone(),
-            object_size: size,
-            rows: rows(&chunks, &key, size),
-        };
-        match self
-            .metadata
-            .lifecycle(LifecycleCall::SwapSegment(swap))
-            .await?
-        {
-            LifecycleReply::Granted(true) => {
-                self.metrics.compactor_segments.inc();
-                self.metrics.compactor_segment_bytes.inc_by(written);
-                Ok(true)
-            }
-            LifecycleReply::Granted(false) => {
-                warn!(%key, "index changed while cleaning; segment discarded");
-                self.objects.delete(&key, "compaction").await?;
-                Ok(false)
-            }
-            other => Err(CompactorError::Reply(format!("{other:?}"))),
-        }
     }
 
     fn corrupt(&self, e: &IndexEntry, what: &str) -> Result<(), CompactorError> {

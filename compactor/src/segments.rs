@@ -8,6 +8,7 @@
 //! after: batches are copied verbatim except their base offset, which the read path writes
 //! anyway. The replaced objects are then unreferenced and go after the grace period.
 
+use floe_format::keys;
 use floe_format::segment::{SegmentBuilder, SegmentChunk};
 use floe_metadata::{IndexEntry, LifecycleCall, LifecycleReply, SegmentSwap, TopicId};
 use tracing::{error, warn};
@@ -32,17 +33,6 @@ pub struct SegmentReport {
     pub skipped: u64,
     /// Bytes of old WAL chunks still waiting after the pass.
     pub backlog_bytes: u64,
-}
-
-/// When an object was written, from a WAL key (`wal/<shard>/<node>-<unix ms>-<uuid>.wal`).
-fn wal_written_at_ms(key: &str) -> Option<i64> {
-    if !key.starts_with("wal/") {
-        return None;
-    }
-    let name = key.rsplit('/').next()?;
-    let mut parts = name.splitn(3, '-');
-    parts.next()?;
-    parts.next()?.parse().ok()
 }
 
 /// A new segment key: random shard (S3 request-rate spread), no write time in the name (the
@@ -114,12 +104,12 @@ impl Compactor {
             from = last.last_offset + 1;
             let full = page.len() as u32 == PAGE;
             for e in page {
-                let is_wal = e.object_key.starts_with("wal/");
+                let is_wal = keys::is_wal(&e.object_key);
                 // A WAL key without a write time (written before keys carried one) is old.
                 let old_wal =
-                    is_wal && wal_written_at_ms(&e.object_key).is_none_or(|t| t < old_before);
+                    is_wal && keys::wal_written_at_ms(&e.object_key).is_none_or(|t| t < old_before);
                 // Cleaned segments of compacted topics are the cleaner's to rewrite.
-                let small_segment = e.object_key.starts_with("seg/")
+                let small_segment = keys::is_segment(&e.object_key)
                     && !e.object_key.ends_with(".clean")
                     && (e.object_size as u64) < target / 2;
                 if is_wal && !old_wal {
@@ -162,10 +152,10 @@ impl Compactor {
     ) -> Result<(), CompactorError> {
         let wal_bytes: u64 = run
             .iter()
-            .filter(|e| e.object_key.starts_with("wal/"))
+            .filter(|e| keys::is_wal(&e.object_key))
             .map(|e| e.byte_len.max(0) as u64)
             .sum();
-        let has_wal = run.iter().any(|e| e.object_key.starts_with("wal/"));
+        let has_wal = run.iter().any(|e| keys::is_wal(&e.object_key));
         let objects: std::collections::HashSet<&str> =
             run.iter().map(|e| e.object_key.as_str()).collect();
         if run.is_empty() || (!has_wal && objects.len() < 2) {
@@ -204,21 +194,47 @@ impl Compactor {
                 }
             }
         }
+        if !self
+            .swap_in(topic_id, partition, builder, &run, &chunks, "seg")
+            .await?
+        {
+            report.skipped += 1;
+            return Ok(());
+        }
+        report.segments += 1;
+        report.bytes += chunks.iter().map(|c| c.byte_len).sum::<u64>();
+        report.backlog_bytes = report.backlog_bytes.saturating_sub(wal_bytes);
+        Ok(())
+    }
+
+    /// Uploads a segment replacing the index entries `replaced` (built from them into
+    /// `chunks`) and swaps it in; false when the entries changed meanwhile (DeleteRecords,
+    /// retention, a deleted topic, another pass): the segment, then unreferenced, is deleted
+    /// at once rather than left to the orphan scan. `kind` ends the key (`seg`, `clean`).
+    pub(crate) async fn swap_in(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        builder: SegmentBuilder,
+        replaced: &[IndexEntry],
+        chunks: &[SegmentChunk],
+        kind: &str,
+    ) -> Result<bool, CompactorError> {
         let object = builder.finish();
-        let key = segment_key(topic_id, partition, run[0].base_offset, "seg");
+        let key = segment_key(topic_id, partition, replaced[0].base_offset, kind);
         let size = object.len() as i64;
-        let data = object.len() as u64;
+        let written = object.len() as u64;
         self.objects.put(&key, object, "compaction").await?;
         let swap = SegmentSwap {
             topic_id,
             partition,
-            replaced: run
+            replaced: replaced
                 .iter()
                 .map(|e| (e.base_offset, e.last_offset, e.object_key.clone()))
                 .collect(),
             object_key: key.clone(),
             object_size: size,
-            rows: rows(&chunks, &key, size),
+            rows: rows(chunks, &key, size),
         };
         match self
             .metadata
@@ -226,21 +242,14 @@ impl Compactor {
             .await?
         {
             LifecycleReply::Granted(true) => {
-                report.segments += 1;
-                let read: u64 = chunks.iter().map(|c| c.byte_len).sum();
-                report.bytes += read;
-                report.backlog_bytes = report.backlog_bytes.saturating_sub(wal_bytes);
                 self.metrics.compactor_segments.inc();
-                self.metrics.compactor_segment_bytes.inc_by(data);
-                Ok(())
+                self.metrics.compactor_segment_bytes.inc_by(written);
+                Ok(true)
             }
             LifecycleReply::Granted(false) => {
-                // The entries changed (DeleteRecords, retention, a deleted topic): the segment
-                // is unreferenced; delete it now rather than wait for the orphan scan.
-                warn!(%key, "index changed while folding; segment discarded");
+                warn!(%key, "index changed while writing a segment; segment discarded");
                 self.objects.delete(&key, "compaction").await?;
-                report.skipped += 1;
-                Ok(())
+                Ok(false)
             }
             other => Err(CompactorError::Reply(format!("{other:?}"))),
         }
@@ -287,12 +296,12 @@ mod tests {
     #[test]
     fn wal_keys_carry_their_time_and_segments_do_not() {
         assert_eq!(
-            wal_written_at_ms("wal/00ff/3-1764567890123-abc.wal"),
+            keys::wal_written_at_ms("wal/00ff/3-1764567890123-abc.wal"),
             Some(1_764_567_890_123)
         );
         let seg = segment_key(uuid::Uuid::nil(), 2, 40, "seg");
         assert!(seg.starts_with("seg/"));
-        assert_eq!(wal_written_at_ms(&seg), None);
+        assert_eq!(keys::wal_written_at_ms(&seg), None);
         assert_eq!(crate::ms(std::time::Duration::from_secs(1)), 1000);
     }
 

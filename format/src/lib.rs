@@ -12,6 +12,7 @@
 pub mod batch;
 mod codec;
 pub mod error;
+pub mod keys;
 pub mod records;
 pub mod segment;
 mod varint;

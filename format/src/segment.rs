@@ -119,62 +119,23 @@ impl SegmentBuilder {
         base_offset: i64,
         last_offset: i64,
     ) -> Result<SegmentChunk, FormatError> {
-        if let Some(next) = self.next_offset {
-            if next != base_offset {
-                return Err(FormatError::InvalidRecord(
-                    "segment chunks must be contiguous",
-                ));
-            }
-        } else {
-            self.base_offset = base_offset;
-        }
+        self.check_continues(base_offset)?;
         let batches = split_batches(chunk)?;
-        let start = self.data.len();
-        let (index_len, last_indexed, max_before) =
-            (self.index.len(), self.last_indexed, self.max_timestamp_ms);
+        let mut placed = Vec::with_capacity(batches.len());
         let mut offset = base_offset;
-        let (mut first_ts, mut max_ts) = (i64::MAX, i64::MIN);
-        for b in &batches {
-            let pos = self.data.len();
-            if self
-                .last_indexed
-                .is_none_or(|last| pos - last >= SEGMENT_INDEX_INTERVAL)
-            {
-                self.index.push(SegmentIndexEntry {
-                    offset,
-                    max_timestamp_ms: self.max_timestamp_ms.max(b.header.max_timestamp),
-                    position: pos as u64,
-                });
-                self.last_indexed = Some(pos);
-            }
-            self.data.extend_from_slice(&chunk[b.range.clone()]);
-            self.data[pos..pos + 8].copy_from_slice(&offset.to_be_bytes());
-            first_ts = first_ts.min(b.header.base_timestamp);
-            max_ts = max_ts.max(b.header.max_timestamp);
-            self.max_timestamp_ms = self.max_timestamp_ms.max(b.header.max_timestamp);
-            offset = offset
+        for b in batches {
+            let next = offset
                 .checked_add(i64::from(b.header.last_offset_delta) + 1)
                 .ok_or(FormatError::OffsetOverflow)?;
+            placed.push((offset, b));
+            offset = next;
         }
         if offset != last_offset + 1 {
-            self.data.truncate(start);
-            self.index.truncate(index_len);
-            self.last_indexed = last_indexed;
-            self.max_timestamp_ms = max_before;
             return Err(FormatError::InvalidRecord(
                 "chunk offsets disagree with the index",
             ));
         }
-        self.next_offset = Some(offset);
-        Ok(SegmentChunk {
-            byte_offset: start as u64,
-            byte_len: (self.data.len() - start) as u64,
-            batch_count: batches.len() as u32,
-            base_offset,
-            last_offset,
-            first_timestamp_ms: first_ts,
-            max_timestamp_ms: max_ts,
-        })
+        Ok(self.write(chunk, &placed, base_offset, last_offset))
     }
 
     /// Appends the cleaned batches of offsets `base_offset..=last_offset` (a compacted
@@ -186,22 +147,15 @@ impl SegmentBuilder {
         base_offset: i64,
         last_offset: i64,
     ) -> Result<SegmentChunk, FormatError> {
-        if let Some(next) = self.next_offset {
-            if next != base_offset {
-                return Err(FormatError::InvalidRecord(
-                    "segment chunks must be contiguous",
-                ));
-            }
-        } else {
-            self.base_offset = base_offset;
-        }
+        self.check_continues(base_offset)?;
         let refs = if batches.is_empty() {
             Vec::new()
         } else {
             split_batches(batches)?
         };
         let mut after = base_offset;
-        for b in &refs {
+        let mut placed = Vec::with_capacity(refs.len());
+        for b in refs {
             let last = b.header.base_offset + i64::from(b.header.last_offset_delta);
             if b.header.base_offset < after || last > last_offset {
                 return Err(FormatError::InvalidRecord(
@@ -209,37 +163,66 @@ impl SegmentBuilder {
                 ));
             }
             after = last + 1;
+            placed.push((b.header.base_offset, b));
+        }
+        Ok(self.write(batches, &placed, base_offset, last_offset))
+    }
+
+    /// Refuses a range that does not continue the previous one.
+    fn check_continues(&self, base_offset: i64) -> Result<(), FormatError> {
+        match self.next_offset {
+            Some(next) if next != base_offset => Err(FormatError::InvalidRecord(
+                "segment chunks must be contiguous",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes validated batches of `src`, each with its real base offset, as the chunk of
+    /// offsets `base_offset..=last_offset`, indexing every [`SEGMENT_INDEX_INTERVAL`].
+    fn write(
+        &mut self,
+        src: &[u8],
+        placed: &[(i64, crate::batch::BatchRef)],
+        base_offset: i64,
+        last_offset: i64,
+    ) -> SegmentChunk {
+        if self.next_offset.is_none() {
+            self.base_offset = base_offset;
         }
         let start = self.data.len();
         let (mut first_ts, mut max_ts) = (i64::MAX, i64::MIN);
-        for b in &refs {
+        for (offset, b) in placed {
             let pos = self.data.len();
             if self
                 .last_indexed
                 .is_none_or(|last| pos - last >= SEGMENT_INDEX_INTERVAL)
             {
                 self.index.push(SegmentIndexEntry {
-                    offset: b.header.base_offset,
+                    offset: *offset,
                     max_timestamp_ms: self.max_timestamp_ms.max(b.header.max_timestamp),
                     position: pos as u64,
                 });
                 self.last_indexed = Some(pos);
             }
-            self.data.extend_from_slice(&batches[b.range.clone()]);
+            self.data.extend_from_slice(&src[b.range.clone()]);
+            self.data[pos..pos + 8].copy_from_slice(&offset.to_be_bytes());
             first_ts = first_ts.min(b.header.base_timestamp);
             max_ts = max_ts.max(b.header.max_timestamp);
             self.max_timestamp_ms = self.max_timestamp_ms.max(b.header.max_timestamp);
         }
         self.next_offset = Some(last_offset + 1);
-        Ok(SegmentChunk {
+        let none = placed.is_empty();
+        SegmentChunk {
             byte_offset: start as u64,
             byte_len: (self.data.len() - start) as u64,
-            batch_count: refs.len() as u32,
+            batch_count: placed.len() as u32,
             base_offset,
             last_offset,
-            first_timestamp_ms: if refs.is_empty() { -1 } else { first_ts },
-            max_timestamp_ms: if refs.is_empty() { -1 } else { max_ts },
-        })
+            // No batch (a range cleaned empty): no timestamp.
+            first_timestamp_ms: if none { -1 } else { first_ts },
+            max_timestamp_ms: if none { -1 } else { max_ts },
+        }
     }
 
     /// The object bytes: data, index, trailer.

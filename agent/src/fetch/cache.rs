@@ -89,17 +89,6 @@ pub fn block_range(index: u64, size: u64) -> std::ops::Range<u64> {
     start..(start + BLOCK_BYTES).min(size)
 }
 
-/// When an object was written, from its key (`wal/<shard>/<node>-<unix ms>-<uuid>.wal`);
-/// `None` for keys without a time, which count as old.
-pub fn written_at_ms(key: &str) -> Option<i64> {
-    let name = key.rsplit('/').next()?;
-    let mut parts = name.splitn(3, '-');
-    let _node = parts.next()?;
-    let ms = parts.next()?;
-    parts.next()?;
-    ms.parse().ok()
-}
-
 fn bounded(budget: u64) -> Cache<BlockKey, Bytes> {
     Cache::builder()
         .max_capacity(budget)
@@ -144,7 +133,7 @@ impl ChunkCache {
     }
 
     fn is_tail(&self, key: &str) -> bool {
-        written_at_ms(key)
+        floe_format::keys::wal_written_at_ms(key)
             .is_some_and(|t| self.clock.now_ms().saturating_sub(t) <= self.tail_window_ms)
     }
 
@@ -384,17 +373,6 @@ mod tests {
         assert_eq!(blocks_for(10, 3 * B), (0, 3));
         assert_eq!(block_range(1, B + 10), B..B + 10);
         assert_eq!(block_range(0, 10), 0..10);
-    }
-
-    #[test]
-    fn keys_tell_their_age() {
-        assert_eq!(
-            written_at_ms("wal/00ff/3-1764567890123-0123456789abcdef.wal"),
-            Some(1_764_567_890_123)
-        );
-        assert_eq!(written_at_ms("wal/00ff/3-0123456789abcdef.wal"), None);
-        assert_eq!(written_at_ms(""), None);
-        assert_eq!(written_at_ms("wal/x/a-b-c"), None);
     }
 }
 

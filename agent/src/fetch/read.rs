@@ -105,7 +105,7 @@ async fn read_partition_once(
             // Segments carry real offsets; a cleaned (compacted) one may have gaps between
             // and inside its batches. WAL chunks carry the producer's placeholders: their
             // offsets follow from the entry's.
-            let real_offsets = e.object_key.starts_with("seg/");
+            let real_offsets = floe_format::keys::is_segment(&e.object_key);
             let chunk = cache
                 .get(&e.object_key, e.object_size, e.byte_offset, e.byte_len)
                 .await

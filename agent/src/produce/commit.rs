@@ -78,7 +78,7 @@ pub struct Committer {
 
 /// A new object key. The leading random hex spreads keys over S3 partitions (each prefix
 /// gets its own request-rate budget); the write time tells the zone cache tail blocks from
-/// old ones (`cache::written_at_ms`); the rest makes it unique and readable.
+/// old ones (`floe_format::keys::wal_written_at_ms`); the rest makes it unique and readable.
 pub fn wal_key(node_id: i32, now_ms: i64) -> String {
     let shard: u16 = rand::rng().random();
     format!(

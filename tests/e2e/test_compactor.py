@@ -252,6 +252,15 @@ def test_compacted_topics_refuse_records_without_keys(cluster):
         assert results[1] is not None and results[1].code() == KafkaError.INVALID_RECORD, \
             (codec, results[1])
     assert watermarks(cluster.bootstrap, "cmp", 0) == (0, 3)
+    # DeleteRecords on a topic without `delete` in its policy: POLICY_VIOLATION, as Kafka.
+    a = admin(cluster.bootstrap)  # kept alive until the future resolves
+    fs = a.delete_records([TopicPartition("cmp", 0, 1)])
+    try:
+        fs[TopicPartition("cmp", 0, 1)].result(timeout=30)
+        raise AssertionError("DeleteRecords on a compacted topic succeeded")
+    except Exception as e:
+        assert e.args[0].code() == KafkaError.POLICY_VIOLATION, e.args[0]
+    assert watermarks(cluster.bootstrap, "cmp", 0) == (0, 3)
 
 
 def test_compacted_topic_keeps_each_keys_latest_value(cluster):

@@ -156,3 +156,39 @@ pub fn validate_records(
         producer,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floe_format::records::{encode_batch, BatchSpec, Record};
+    use floe_format::Compression;
+
+    fn batch(deltas: &[i32], keyed: bool) -> Bytes {
+        let records: Vec<Record> = deltas
+            .iter()
+            .map(|d| Record {
+                offset_delta: *d,
+                timestamp_delta: 0,
+                key: keyed.then(|| Bytes::from_static(b"k")),
+                value: Some(Bytes::from_static(b"v")),
+                headers: Vec::new(),
+            })
+            .collect();
+        encode_batch(&BatchSpec::default(), &records, Compression::Gzip).expect("batch")
+    }
+
+    #[test]
+    fn compacted_topics_need_keys_and_plain_offset_deltas() {
+        let ok = batch(&[0, 1], true);
+        assert!(validate_records(Some(&ok), 1 << 20, true).is_ok());
+        let keyless = batch(&[0, 1], false);
+        assert!(validate_records(Some(&keyless), 1 << 20, false).is_ok());
+        let err = validate_records(Some(&keyless), 1 << 20, true).expect_err("keyless");
+        assert_eq!(err.0, ResponseError::InvalidRecord);
+        // Deltas 1, 1: the span matches the count, but the cleaner could not trust them.
+        let odd = batch(&[1, 1], true);
+        assert!(validate_records(Some(&odd), 1 << 20, false).is_ok());
+        let err = validate_records(Some(&odd), 1 << 20, true).expect_err("deltas");
+        assert_eq!(err.0, ResponseError::InvalidRecord);
+    }
+}

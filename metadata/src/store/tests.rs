@@ -1301,6 +1301,15 @@ async fn log_start_moves_by_delete_records_and_retention<H: Harness>() {
     // Time: the first entry with a timestamp at or after the cut-off stays.
     let m = start(retention(Some(NOW + 2005), None)).await.unwrap();
     assert_eq!(m.log_start_offset, 20);
+    // Bytes, Kafka's rule: old entries go only while at least the limit remains (1500
+    // bytes keep two entries of 1000).
+    assert_eq!(
+        start(retention(None, Some(1500)))
+            .await
+            .unwrap()
+            .log_start_offset,
+        20
+    );
     // Bytes: 1000 bytes keep the newest entry only; 500 still keep it.
     assert_eq!(
         start(retention(None, Some(1000)))

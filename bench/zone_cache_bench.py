@@ -10,7 +10,12 @@ Phases:
      consumers, block cache hit ratio, bytes fetched from peers;
   3. catch-up (`--seconds`, starting after the history is older than the 60 s tail window):
      the same producer and tailing consumers, plus a consumer in zone b reading the history
-     topic from offset 0. Prints the producer's latency again, and the catch-up read rate.
+     topic from offset 0 (in a process of its own, so that its Python work does not take the
+     GIL from the producer whose latency is measured). Prints the producer's latency again,
+     and the catch-up read rate.
+
+`--agent-args` passes flags to every agent, e.g. `--catchup-read-bytes-per-sec 0` to read
+the history without the catch-up byte-rate budget.
 
 Figures only: nothing here asserts a speed.
 
@@ -19,7 +24,9 @@ Figures only: nothing here asserts a speed.
       --s3-endpoint http://127.0.0.1:25900 --bucket floe-test
 """
 import argparse
+import multiprocessing
 import os
+import shlex
 import re
 import socket
 import subprocess
@@ -139,6 +146,24 @@ class Tail:
         self.c.close()
 
 
+def catch_up(bootstrap, topic, partitions, conf, records, nbytes, stop):
+    """Child process: reads `topic` from offset 0, counting into shared values."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"zc-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "fetch.max.bytes": 52428800, **conf})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    while not stop.is_set():
+        n = b = 0
+        for m in c.consume(5000, 0.2):
+            if not m.error():
+                n += 1
+                b += len(m.value() or b"")
+        with records.get_lock():
+            records.value += n
+        with nbytes.get_lock():
+            nbytes.value += b
+    c.close()
+
+
 def zone_figures(agents, before, after):
     for zone in ("zone-a", "zone-b"):
         names = [n for n, z in agents if z == zone]
@@ -170,6 +195,7 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--agent-args", default="", help="extra flags for every agent")
     a = ap.parse_args()
     for k, v in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y"),
                  ("AWS_REGION", "us-east-1")):
@@ -188,7 +214,7 @@ def main():
             "agent", "--metadata-url", f"http://127.0.0.1:{md_port}",
             "--object-store", f"s3://{a.bucket}/{prefix}", "--s3-endpoint", a.s3_endpoint,
             "--zone", zone, "--node-id", str(node), "--listen", f"127.0.0.1:{port}",
-            "--admin-listen", admin])
+            "--admin-listen", admin, *shlex.split(a.agent_args)])
         wait_ready(admin)
         agents.append((admin, zone))
         kafka.setdefault(zone, []).append(f"127.0.0.1:{port}")
@@ -247,26 +273,31 @@ def run(a, agents, kafka):
     if wait > 0:
         time.sleep(wait)  # the history leaves the 60 s tail window: a cold catch-up read
     load.window()
-    catch = Tail(boot_b, history, a.partitions, start=0, **{"client.id": "c,floe_az=zone-b"})
-    ct = threading.Thread(target=catch.run)
+    mp = multiprocessing.get_context("spawn")
+    records, nbytes, stop = mp.Value("q", 0), mp.Value("q", 0), mp.Event()
+    ct = mp.Process(target=catch_up, args=(boot_b, history, a.partitions,
+                                           {"client.id": "c,floe_az=zone-b"}, records, nbytes,
+                                           stop))
     before = {n: scrape(n) for n, _ in agents}
     t0 = time.perf_counter()
     ct.start()
-    while catch.records < n and time.perf_counter() - t0 < max(a.seconds, 300):
+    while records.value < n and time.perf_counter() - t0 < max(a.seconds, 300):
         time.sleep(0.2)
     elapsed = time.perf_counter() - t0
     lat = load.window()
     after = {n: scrape(n) for n, _ in agents}
-    print(f"\ncatch-up phase: a zone-b consumer read {catch.records} history records "
-          f"({catch.bytes / 2**20:.0f} MiB) in {elapsed:.1f} s "
-          f"({catch.bytes / 2**20 / elapsed:.1f} MiB/s) while the tail load ran:")
+    stop.set()
+    print(f"\ncatch-up phase: a zone-b consumer read {records.value} history records "
+          f"({nbytes.value / 2**20:.0f} MiB) in {elapsed:.1f} s "
+          f"({nbytes.value / 2**20 / elapsed:.1f} MiB/s) while the tail load ran:")
     print(f"  produce latency p50 {pct(lat, .5):.1f} ms, p99 {pct(lat, .99):.1f} ms "
           f"({len(lat)} records)")
     zone_figures(agents, before, after)
-    for x in [load, *tails, catch]:
+    for x in [load, *tails]:
         x.stop_flag.set()
-    for t in [*threads, ct]:
+    for t in threads:
         t.join()
+    ct.join(30)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,9 @@ struct AgentFlags {
     /// Zone cache budget for older blocks read by consumers catching up, in bytes.
     #[arg(long, env = "FLOE_CATCHUP_CACHE_BYTES")]
     catchup_cache_bytes: Option<u64>,
+    /// Object-store bytes per second an agent reads for consumers catching up (0: unlimited).
+    #[arg(long, env = "FLOE_CATCHUP_READ_BYTES_PER_SEC")]
+    catchup_read_bytes_per_sec: Option<u64>,
     /// Objects younger than this many milliseconds are the tail (their blocks use
     /// --cache-bytes); older ones are catch-up reads (--catchup-cache-bytes).
     #[arg(long, env = "FLOE_CACHE_TAIL_WINDOW_MS")]
@@ -223,6 +226,9 @@ impl AgentFlags {
         }
         if let Some(v) = self.catchup_cache_bytes {
             c.catchup_cache_bytes = v;
+        }
+        if let Some(v) = self.catchup_read_bytes_per_sec {
+            c.catchup_read_bytes_per_sec = v;
         }
         if let Some(v) = self.cache_tail_window_ms {
             c.cache_tail_window_ms = v;

@@ -36,6 +36,18 @@ pub struct Marks {
     pub log_start_offset: i64,
     /// Partition epoch reported as leader epoch.
     pub leader_epoch: i32,
+    /// Last stable offset as the metadata service last stated it (read_committed readers
+    /// read below it). Until it has, the log start offset: nothing is known to be stable.
+    pub last_stable_offset: i64,
+    /// Aborted transactions so far (the aborted list is re-read when it moves).
+    pub abort_count: i64,
+}
+
+impl Marks {
+    /// The stable offset, never above the high watermark.
+    pub fn stable(&self) -> i64 {
+        self.last_stable_offset.min(self.high_watermark)
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +110,8 @@ impl Catalog {
                         high_watermark: p.high_watermark,
                         log_start_offset: p.log_start_offset,
                         leader_epoch: p.leader_epoch,
+                        last_stable_offset: p.log_start_offset,
+                        abort_count: 0,
                     },
                 ));
             }
@@ -187,10 +201,23 @@ impl Catalog {
                     high_watermark: 0,
                     log_start_offset: 0,
                     leader_epoch: 0,
+                    last_stable_offset: 0,
+                    abort_count: 0,
                 });
-                if u.high_watermark > e.high_watermark || u.log_start_offset > e.log_start_offset {
+                // Everything only moves forward; an unstated stable offset (this agent's own
+                // commit) leaves it to the metadata service.
+                let lso = u.last_stable_offset.filter(|l| *l > e.last_stable_offset);
+                if u.high_watermark > e.high_watermark
+                    || u.log_start_offset > e.log_start_offset
+                    || u.abort_count > e.abort_count
+                    || lso.is_some()
+                {
                     e.high_watermark = e.high_watermark.max(u.high_watermark);
                     e.log_start_offset = e.log_start_offset.max(u.log_start_offset);
+                    e.abort_count = e.abort_count.max(u.abort_count);
+                    if let Some(l) = lso {
+                        e.last_stable_offset = l;
+                    }
                     moved = true;
                 }
             }

@@ -39,6 +39,10 @@ pub struct AgentConfig {
     /// Memory budget of the zone cache for older blocks read by consumers catching up, kept
     /// apart so that they cannot evict the tail.
     pub catchup_cache_bytes: u64,
+    /// Object-store bytes per second this agent reads for catch-up blocks, so that a
+    /// consumer reading from the start cannot take the CPU and network producers need
+    /// (0: unlimited). Bursts of one second pass at once.
+    pub catchup_read_bytes_per_sec: u64,
     /// Blocks of objects written at most this long ago count as the tail (`cache_bytes`);
     /// older ones as catch-up reads (`catchup_cache_bytes`).
     pub cache_tail_window_ms: u64,
@@ -81,6 +85,7 @@ impl Default for AgentConfig {
             max_inflight_produce_bytes: 256 * 1024 * 1024,
             cache_bytes: 512 * 1024 * 1024,
             catchup_cache_bytes: 256 * 1024 * 1024,
+            catchup_read_bytes_per_sec: 64 * 1024 * 1024,
             cache_tail_window_ms: 60_000,
             cache_listen: None,
             cache_advertise: None,

@@ -59,6 +59,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// Who sent a request: what group membership records and zone routing needs.
@@ -114,6 +121,8 @@ pub struct Ctx {
     /// The `client.rack` each client (address and client.id) last sent in a Fetch, so that
     /// its Metadata requests, which carry no rack, are answered for its zone too.
     pub racks: crate::zone::Racks,
+    /// Aborted transactions per partition, for read_committed fetches.
+    pub aborted: crate::txn::AbortedCache,
 }
 
 impl Ctx {
@@ -353,6 +362,45 @@ pub async fn start(
             ))
         }
         .boxed(),
+        RequestKind::AddPartitionsToTxn(req) => async move {
+            Some(ResponseKind::AddPartitionsToTxn(
+                crate::txn::add_partitions(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::AddOffsetsToTxn(req) => async move {
+            Some(ResponseKind::AddOffsetsToTxn(
+                crate::txn::add_offsets(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::EndTxn(req) => {
+            async move { Some(ResponseKind::EndTxn(crate::txn::end_txn(&ctx, req).await)) }.boxed()
+        }
+        RequestKind::TxnOffsetCommit(req) => async move {
+            Some(ResponseKind::TxnOffsetCommit(
+                crate::txn::txn_offset_commit(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DescribeTransactions(req) => async move {
+            Some(ResponseKind::DescribeTransactions(
+                crate::txn::describe(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::ListTransactions(req) => async move {
+            Some(ResponseKind::ListTransactions(
+                crate::txn::list(&ctx, req).await,
+            ))
+        }
+        .boxed(),
+        RequestKind::DescribeProducers(req) => async move {
+            Some(ResponseKind::DescribeProducers(
+                crate::txn::describe_producers(&ctx, req).await,
+            ))
+        }
+        .boxed(),
         RequestKind::ConsumerGroupHeartbeat(req) => async move {
             Some(ResponseKind::ConsumerGroupHeartbeat(
                 membership::consumer_group_heartbeat(&ctx, req, version, &client).await,
@@ -418,6 +466,13 @@ fn api_name(r: &RequestKind) -> &'static str {
         RequestKind::ConsumerGroupHeartbeat(_) => "ConsumerGroupHeartbeat",
         RequestKind::InitProducerId(_) => "InitProducerId",
         RequestKind::ConsumerGroupDescribe(_) => "ConsumerGroupDescribe",
+        RequestKind::AddPartitionsToTxn(_) => "AddPartitionsToTxn",
+        RequestKind::AddOffsetsToTxn(_) => "AddOffsetsToTxn",
+        RequestKind::EndTxn(_) => "EndTxn",
+        RequestKind::TxnOffsetCommit(_) => "TxnOffsetCommit",
+        RequestKind::DescribeTransactions(_) => "DescribeTransactions",
+        RequestKind::ListTransactions(_) => "ListTransactions",
+        RequestKind::DescribeProducers(_) => "DescribeProducers",
         _ => "Other",
     }
 }
@@ -492,6 +547,21 @@ fn first_error(r: &ResponseKind) -> i16 {
         }
         ResponseKind::JoinGroup(j) => j.error_code,
         ResponseKind::InitProducerId(i) => i.error_code,
+        ResponseKind::AddOffsetsToTxn(r) => r.error_code,
+        ResponseKind::EndTxn(r) => r.error_code,
+        ResponseKind::AddPartitionsToTxn(r) => {
+            first(r.results_by_topic_v3_and_below.iter().flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            }))
+        }
+        ResponseKind::TxnOffsetCommit(r) => first(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::ListTransactions(r) => r.error_code,
         ResponseKind::ConsumerGroupHeartbeat(h) => h.error_code,
         ResponseKind::ConsumerGroupDescribe(d) => first(d.groups.iter().map(|g| g.error_code)),
         ResponseKind::SyncGroup(s) => s.error_code,

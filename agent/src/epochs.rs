@@ -81,6 +81,8 @@ mod tests {
             high_watermark: 42,
             log_start_offset: 0,
             leader_epoch: epoch,
+            last_stable_offset: 42,
+            abort_count: 0,
         }
     }
 

@@ -31,6 +31,8 @@ use crate::membership;
 const MAX_OFFSET_METADATA: usize = 4096;
 
 const KEY_GROUP: i8 = 0;
+/// FindCoordinator key type of a transactional id.
+const KEY_TRANSACTION: i8 = 1;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -41,10 +43,11 @@ fn coordinator_for(key: &str, key_type: i8) -> Result<(), (ResponseError, &'stat
     match key_type {
         KEY_GROUP if key.is_empty() => Err((ResponseError::InvalidGroupId, "empty group id")),
         KEY_GROUP => Ok(()),
-        1 => Err((
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported yet",
-        )),
+        // Transactions, like groups, are coordinated by any agent.
+        KEY_TRANSACTION if key.is_empty() => {
+            Err((ResponseError::InvalidRequest, "empty transactional id"))
+        }
+        KEY_TRANSACTION => Ok(()),
         _ => Err((
             ResponseError::InvalidRequest,
             "unsupported coordinator key type",

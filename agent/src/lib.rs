@@ -23,6 +23,7 @@ pub mod list_offsets;
 pub mod membership;
 pub mod produce;
 pub mod server;
+pub mod txn;
 pub mod zone;
 
 pub use config::AgentConfig;

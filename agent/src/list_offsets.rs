@@ -22,8 +22,18 @@ const EARLIEST_LOCAL: i64 = -4;
 /// Bound on decompressed bytes when scanning a batch for a timestamp.
 const MAX_UNCOMPRESSED: usize = 64 * 1024 * 1024;
 
+/// What the request asks of every partition.
+#[derive(Clone, Copy)]
+struct Asked {
+    version: i16,
+    /// `read_committed` (v2+): "latest" is the last stable offset.
+    read_committed: bool,
+}
+
 /// Handles ListOffsets.
 pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // read_committed (v2+): "latest" is the last stable offset.
+    let read_committed = version >= 2 && req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = ctx.catalog.lookup(t.name.as_str()).await;
@@ -43,7 +53,10 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest, version: i16) -> ListOff
                         p.timestamp,
                         p.current_leader_epoch,
                         base,
-                        version,
+                        Asked {
+                            version,
+                            read_committed,
+                        },
                     )
                     .await
                 }
@@ -63,8 +76,12 @@ async fn one(
     timestamp: i64,
     current_leader_epoch: i32,
     base: ListOffsetsPartitionResponse,
-    version: i16,
+    asked: Asked,
 ) -> ListOffsetsPartitionResponse {
+    let Asked {
+        version,
+        read_committed,
+    } = asked;
     let marks = if partition >= 0 && partition < topic.partitions {
         ctx.catalog.marks(topic.id, partition)
     } else {
@@ -83,6 +100,7 @@ async fn one(
         base
     };
     match timestamp {
+        LATEST if read_committed => base.with_offset(marks.stable()),
         LATEST => base.with_offset(marks.high_watermark),
         EARLIEST | EARLIEST_LOCAL => base.with_offset(marks.log_start_offset),
         MAX_TIMESTAMP => match max_timestamp(ctx, topic, partition).await {

@@ -94,6 +94,7 @@ impl Agent {
                 tail_bytes: config.cache_bytes,
                 catchup_bytes: config.catchup_cache_bytes,
                 tail_window_ms: config.cache_tail_window_ms,
+                catchup_bytes_per_sec: config.catchup_read_bytes_per_sec,
             },
         );
         if cache_listener.is_some() {
@@ -152,6 +153,7 @@ impl Agent {
             fleet,
             zone_map,
             racks: crate::zone::Racks::default(),
+            aborted: crate::txn::AbortedCache::default(),
         });
         let accept = tokio::spawn(accept_loop(ctx.clone(), listener, shutdown_rx));
         info!(addr = %local_addr, node_id = ctx.config.node_id, zone = ?ctx.config.zone, cache = ?cache_url, "agent serving kafka");

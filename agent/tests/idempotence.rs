@@ -133,11 +133,22 @@ async fn retries_on_another_agent_are_stored_once() {
         vec!["a", "b", "c", "d", "e", "f", "g"]
     );
 
-    // Transactional ids wait for the transactions issue.
+    // A transactional id gets its own producer id; asking again (a new producer instance)
+    // bumps the epoch, on either agent.
     let txn_init = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t1"))))
         .with_transaction_timeout_ms(60_000);
     let r = a.call(&txn_init, 4).await;
-    assert_eq!(r.error_code, code(ResponseError::CoordinatorNotAvailable));
+    assert_eq!((r.error_code, r.producer_epoch), (0, 0));
+    let again = b.call(&txn_init, 4).await;
+    assert_eq!(
+        (again.error_code, again.producer_id, again.producer_epoch),
+        (0, r.producer_id, 1)
+    );
+    let bad = txn_init.clone().with_transaction_timeout_ms(0);
+    assert_eq!(
+        a.call(&bad, 4).await.error_code,
+        code(ResponseError::InvalidTransactionTimeout)
+    );
     second.shutdown().await;
 }

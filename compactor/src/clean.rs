@@ -163,6 +163,18 @@ impl Compactor {
     }
 
     async fn read_entry(&self, e: &IndexEntry) -> Result<Bytes, CompactorError> {
+        if let Some(m) = e.control {
+            // A transaction marker lives in the index only; the cleaned segment carries it
+            // as the control batch readers were shown, so it is kept at its offset.
+            return floe_format::records::control_batch(
+                e.base_offset,
+                m.producer_id,
+                m.producer_epoch,
+                m.commit,
+                e.max_timestamp_ms,
+            )
+            .map_err(|err| CompactorError::Marker(err.to_string()));
+        }
         if e.byte_len <= 0 {
             return Ok(Bytes::new());
         }

@@ -58,6 +58,9 @@ pub enum CompactorError {
     /// The metadata service answered a call with the wrong kind of reply.
     #[error("unexpected metadata reply: {0}")]
     Reply(String),
+    /// A transaction marker could not be encoded (never expected).
+    #[error("marker: {0}")]
+    Marker(String),
 }
 
 /// Compactor settings.

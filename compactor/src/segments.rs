@@ -283,6 +283,7 @@ pub(crate) fn rows(chunks: &[SegmentChunk], key: &str, size: i64) -> Vec<IndexEn
                 batch_count: c.batch_count as i32,
                 first_timestamp_ms: c.first_timestamp_ms,
                 max_timestamp_ms: c.max_timestamp_ms,
+                control: None,
             }),
         }
     }

@@ -42,6 +42,49 @@ pub struct Record {
     pub headers: Vec<(Bytes, Option<Bytes>)>,
 }
 
+/// A transaction marker as Kafka writes it: one control batch (transactional and control
+/// bits) of one record whose key is `(version 0, type)` (0 abort, 1 commit) and whose value
+/// is `(version 0, coordinator epoch)`.
+pub fn control_batch(
+    offset: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    timestamp_ms: i64,
+) -> Result<Bytes, FormatError> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&0i32.to_be_bytes());
+    encode_batch(
+        &BatchSpec {
+            base_offset: offset,
+            partition_leader_epoch: -1,
+            attributes_flags: TRANSACTIONAL_FLAG | CONTROL_FLAG,
+            base_timestamp: timestamp_ms,
+            max_timestamp: timestamp_ms,
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+        },
+        &[Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from(value)),
+            headers: Vec::new(),
+        }],
+        Compression::None,
+    )
+}
+
+/// Attribute bit of transactional batches.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit of control batches.
+pub const CONTROL_FLAG: i16 = 0x20;
+
 /// Header fields of a batch to encode; the rest (`batch_length`, `crc`, `magic`,
 /// `last_offset_delta`, `records_count`, codec bits) are derived from the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,5 +558,21 @@ mod retain_tests {
                 "max timestamp of the records kept"
             );
         }
+    }
+
+    #[test]
+    fn control_batches_look_like_kafkas_markers() {
+        let b = control_batch(41, 7, 3, true, 1_000).expect("marker");
+        let batches = crate::batch::scan_batches(&b).expect("valid");
+        assert_eq!(batches.len(), 1);
+        let h = &batches[0].header;
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!((h.base_offset, h.producer_id, h.producer_epoch), (41, 7, 3));
+        let records = decode_records(&b[batches[0].range.clone()], 1 << 20).expect("records");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        let abort = control_batch(0, 7, 3, false, 1_000).expect("marker");
+        let records = decode_records(&abort, 1 << 20).expect("records");
+        assert_eq!(records[0].key.as_deref(), Some(&[0u8, 0, 0, 0][..]));
     }
 }

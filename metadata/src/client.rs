@@ -234,6 +234,11 @@ impl Metadata for HttpMetadataClient {
             .await
     }
 
+    async fn txn(&self, call: crate::types::TxnCall) -> Result<crate::types::TxnReply> {
+        self.send(self.with_body(reqwest::Method::POST, "/v1/txn", &call))
+            .await
+    }
+
     async fn new_producer_id(&self) -> Result<i64> {
         self.send(self.with_body(reqwest::Method::POST, "/v1/producers", &()))
             .await

@@ -176,6 +176,7 @@ pub fn router(service: Arc<MetadataService>) -> Router {
         .route("/v1/groups", post(group_call))
         .route("/v1/producers", post(new_producer_id))
         .route("/v1/lifecycle", post(lifecycle))
+        .route("/v1/txn", post(txn))
         .route("/v1/agents/heartbeat", post(agent_heartbeat))
         .route("/v1/agents/leave", post(agent_leave))
         // A commit lists every chunk of a WAL object: ~200 bytes of JSON per partition, so
@@ -285,6 +286,13 @@ async fn lifecycle(
     Json(call): Json<crate::types::LifecycleCall>,
 ) -> ApiResult<crate::types::LifecycleReply> {
     Ok(Json(s.lifecycle(call).await?))
+}
+
+async fn txn(
+    State(s): Svc,
+    Json(call): Json<crate::types::TxnCall>,
+) -> ApiResult<crate::types::TxnReply> {
+    Ok(Json(s.txn(call).await?))
 }
 
 async fn new_producer_id(State(s): Svc) -> ApiResult<i64> {

@@ -74,7 +74,18 @@ impl Sequencer {
                     Ok((results, watermarks)) => {
                         on_commit(&watermarks);
                         debug_assert_eq!(results.len(), replies.len());
-                        for (reply, result) in replies.into_iter().zip(results) {
+                        for ((reply, mut result), commit) in
+                            replies.into_iter().zip(results).zip(&commits)
+                        {
+                            result.watermarks = watermarks
+                                .iter()
+                                .filter(|m| {
+                                    commit.chunks.iter().any(|c| {
+                                        c.topic_id == m.topic_id && c.partition == m.partition
+                                    })
+                                })
+                                .copied()
+                                .collect();
                             let _ = reply.send(Ok(result));
                         }
                     }

@@ -18,8 +18,13 @@ use crate::sequencer::{GroupStats, Sequencer};
 use crate::store::MetadataStore;
 use crate::types::{
     AgentInfo, CommitResult, CommittedOffset, IndexEntry, LifecycleCall, LifecycleReply,
-    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, PartitionWatermark, TopicId, TopicInfo, TopicSpec, TxnCall, TxnReply,
 };
+
+/// How often timed-out transactions are looked for (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s; a sweep here is one
+/// indexed query).
+const TXN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One answer of the change feed: what moved since the caller's cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +105,9 @@ pub trait Metadata: Send + Sync + 'static {
     /// The object life cycle: log start moves (DeleteRecords, retention), purging deleted
     /// topics, collecting unreferenced objects, compactor leases.
     async fn lifecycle(&self, call: LifecycleCall) -> Result<LifecycleReply>;
+    /// The transaction coordinator (InitProducerId with a transactional id, AddPartitions,
+    /// AddOffsets, TxnOffsetCommit, EndTxn, the aborted-transaction lists, descriptions).
+    async fn txn(&self, call: TxnCall) -> Result<TxnReply>;
 }
 
 /// Milliseconds since the Unix epoch, from the injected clock.
@@ -222,6 +230,7 @@ impl MetadataService {
         service.spawn_change_relay().await?;
         service.refresh_from_store().await?;
         service.spawn_producer_expiry();
+        service.spawn_txn_timeouts();
         Ok(service)
     }
 
@@ -323,6 +332,28 @@ impl MetadataService {
         });
     }
 
+    /// Aborts transactions open past their timeout, every second (every metadata process
+    /// does it; each abort re-checks the transaction under its row lock).
+    fn spawn_txn_timeouts(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TXN_SWEEP_INTERVAL).await;
+                let Some(s) = weak.upgrade() else { return };
+                if s.closing.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                match s.txn(TxnCall::AbortExpired).await {
+                    Ok(TxnReply::Ended(marks)) if !marks.is_empty() => {
+                        tracing::info!(partitions = marks.len(), "aborted timed-out transactions");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "aborting timed-out transactions failed"),
+                }
+            }
+        });
+    }
+
     /// A group call as the HTTP API receives it: `forwarded` when another metadata process
     /// sent it here because this one holds the coordinator lease.
     pub async fn group_routed(&self, call: GroupCall, forwarded: bool) -> Result<GroupReply> {
@@ -400,6 +431,30 @@ fn lock(feed: &Mutex<Feed>) -> std::sync::MutexGuard<'_, Feed> {
     feed.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Merges `new` into `old`; true if anything moved. Every field only moves forward (the
+/// stable offset too: a new transaction starts at or after the high watermark), so a stale
+/// read must not move them back, and an unstated stable offset leaves it alone.
+pub fn merge_mark(old: &mut PartitionWatermark, new: &PartitionWatermark) -> bool {
+    let lso_moved = match (old.last_stable_offset, new.last_stable_offset) {
+        (Some(a), Some(b)) => b > a,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    let moved = new.high_watermark > old.high_watermark
+        || new.log_start_offset > old.log_start_offset
+        || new.abort_count > old.abort_count
+        || lso_moved;
+    if moved {
+        old.high_watermark = old.high_watermark.max(new.high_watermark);
+        old.log_start_offset = old.log_start_offset.max(new.log_start_offset);
+        old.abort_count = old.abort_count.max(new.abort_count);
+        if lso_moved {
+            old.last_stable_offset = new.last_stable_offset;
+        }
+    }
+    moved
+}
+
 fn apply_marks(feed: &Mutex<Feed>, changed: &watch::Sender<u64>, marks: &[PartitionWatermark]) {
     let mut f = lock(feed);
     let mut moved = false;
@@ -408,12 +463,7 @@ fn apply_marks(feed: &Mutex<Feed>, changed: &watch::Sender<u64>, marks: &[Partit
     for m in marks {
         match f.partitions.get_mut(&(m.topic_id, m.partition)) {
             Some((old, v)) => {
-                // Watermarks only move forward; a stale read must not move them back.
-                if m.high_watermark > old.high_watermark
-                    || m.log_start_offset > old.log_start_offset
-                {
-                    old.high_watermark = old.high_watermark.max(m.high_watermark);
-                    old.log_start_offset = old.log_start_offset.max(m.log_start_offset);
+                if merge_mark(old, m) {
                     *v = next;
                     moved = true;
                 }
@@ -452,6 +502,8 @@ impl Metadata for MetadataService {
                 partition: p.partition,
                 high_watermark: p.high_watermark,
                 log_start_offset: p.log_start_offset,
+                last_stable_offset: Some(p.high_watermark),
+                abort_count: 0,
             })
             .collect();
         apply_marks(&self.feed, &self.changed, &marks);
@@ -537,6 +589,16 @@ impl Metadata for MetadataService {
 
     async fn agent_leave(&self, node_id: i32, instance: &str) -> Result<()> {
         self.store.remove_agent(node_id, instance).await
+    }
+
+    async fn txn(&self, call: TxnCall) -> Result<TxnReply> {
+        let (reply, marks) = self.store.txn(&call, (self.now_ms)()).await?;
+        if !marks.is_empty() {
+            // Markers moved watermarks: agents learn them through the change feed.
+            apply_marks(&self.feed, &self.changed, &marks);
+            self.local_changes.send_modify(|v| v.0 += 1);
+        }
+        Ok(reply)
     }
 
     async fn lifecycle(&self, call: LifecycleCall) -> Result<LifecycleReply> {

@@ -70,7 +70,8 @@ pub struct ChunkCommit {
     /// Largest `max_timestamp` among the chunk's batches (ms).
     pub max_timestamp_ms: i64,
     /// The idempotent producer that wrote the chunk (its batches only), whose sequence the
-    /// sequencer checks before assigning offsets.
+    /// sequencer checks before assigning offsets (and, for a transactional one, its
+    /// transaction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer: Option<ProducerBatch>,
 }
@@ -87,6 +88,10 @@ pub struct ProducerBatch {
     pub first_sequence: i32,
     /// Sequence of the last record.
     pub last_sequence: i32,
+    /// The batches are part of a transaction: the partition must be in the producer's open
+    /// transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactional: bool,
 }
 
 /// Why the sequencer refused an idempotent producer's chunk.
@@ -96,6 +101,9 @@ pub enum ProducerRejection {
     OutOfOrderSequence,
     /// An older epoch of a producer that has moved on (INVALID_PRODUCER_EPOCH).
     InvalidProducerEpoch,
+    /// Transactional records outside an open transaction of theirs that holds the partition
+    /// (INVALID_TXN_STATE).
+    InvalidTxnState,
 }
 
 /// The single call an agent makes after uploading a WAL object.
@@ -138,6 +146,10 @@ pub enum ChunkOutcome {
 pub struct CommitResult {
     /// Per-chunk outcomes in chunk order.
     pub chunks: Vec<ChunkOutcome>,
+    /// Watermarks of the object's partitions after the commit, stable offsets included
+    /// (filled in by the sequencer), so the committing agent knows them at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watermarks: Vec<PartitionWatermark>,
 }
 
 /// One row of the offset index: where the records `base_offset ..= last_offset` live.
@@ -161,6 +173,20 @@ pub struct IndexEntry {
     pub first_timestamp_ms: i64,
     /// Largest batch max timestamp (ms).
     pub max_timestamp_ms: i64,
+    /// A transaction marker: no object, the reader writes the control batch itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlMarker>,
+}
+
+/// A commit or abort marker in a partition's log (one control record at `base_offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlMarker {
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// Its epoch when the transaction ended.
+    pub producer_epoch: i16,
+    /// Commit (true) or abort.
+    pub commit: bool,
 }
 
 /// A partition's watermarks, as broadcast to agents so long polls wake without polling.
@@ -174,6 +200,15 @@ pub struct PartitionWatermark {
     pub high_watermark: i64,
     /// Current log start offset.
     pub log_start_offset: i64,
+    /// Last stable offset: the first offset of the oldest open transaction with records in
+    /// the partition, else the high watermark. `None` from senders that do not know it (an
+    /// agent reporting its own commit); the metadata store always states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_offset: Option<i64>,
+    /// Transactions aborted in the partition so far; readers re-read their list of aborted
+    /// transactions when it moves.
+    #[serde(default)]
+    pub abort_count: i64,
 }
 
 /// One partition's committed offset in a consumer group (OffsetCommit / OffsetFetch).
@@ -317,4 +352,179 @@ pub enum LifecycleReply {
     Keys(Vec<String>),
     /// Whether the lease is held.
     Granted(bool),
+}
+
+/// A transactional producer as it names itself in coordinator calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnProducer {
+    /// The producer's `transactional.id`.
+    pub transactional_id: String,
+    /// Producer id from InitProducerId.
+    pub producer_id: i64,
+    /// Producer epoch from InitProducerId.
+    pub producer_epoch: i16,
+}
+
+/// The transaction coordinator's operations (one database transaction each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnCall {
+    /// InitProducerId with a transactional id: aborts the id's open transaction, bumps its
+    /// epoch (fencing older producers) and returns `Producer`. `expected` is the caller's
+    /// current producer id and epoch (KIP-360), if it has one.
+    InitProducer {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// `transaction.timeout.ms`.
+        timeout_ms: i32,
+        /// `(producer id, epoch)` the producer holds, when re-initialising.
+        expected: Option<(i64, i16)>,
+    },
+    /// AddPartitionsToTxn; answered with `Partitions`.
+    AddPartitions {
+        /// Who asks.
+        producer: TxnProducer,
+        /// Partitions joining the transaction.
+        partitions: Vec<(TopicId, i32)>,
+    },
+    /// AddOffsetsToTxn; answered with `Done`.
+    AddOffsets {
+        /// Who asks.
+        producer: TxnProducer,
+        /// The consumer group whose offsets will be committed in the transaction.
+        group_id: String,
+    },
+    /// TxnOffsetCommit: offsets that become the group's when the transaction commits;
+    /// answered with `Done`.
+    CommitOffsets {
+        /// Who asks.
+        producer: TxnProducer,
+        /// The group.
+        group_id: String,
+        /// The offsets.
+        offsets: Vec<CommittedOffset>,
+    },
+    /// EndTxn: writes a commit or abort marker into every partition of the transaction;
+    /// answered with `Ended`.
+    End {
+        /// Who asks.
+        producer: TxnProducer,
+        /// Commit (true) or abort.
+        commit: bool,
+    },
+    /// Aborts transactions open longer than their timeout (bumping their epochs); answered
+    /// with `Ended`.
+    AbortExpired,
+    /// The aborted transactions of a partition whose marker is at or after `from_offset`;
+    /// answered with `Aborted`.
+    Aborted {
+        /// Topic.
+        topic_id: TopicId,
+        /// Partition.
+        partition: i32,
+        /// Lowest marker offset of interest (the log start offset, usually).
+        from_offset: i64,
+    },
+    /// DescribeTransactions; answered with `Described`.
+    Describe {
+        /// Transactional ids.
+        transactional_ids: Vec<String>,
+    },
+    /// ListTransactions; answered with `Described` (without partitions).
+    List,
+    /// DescribeProducers of one partition; answered with `Producers`.
+    Producers {
+        /// Topic.
+        topic_id: TopicId,
+        /// Partition.
+        partition: i32,
+    },
+}
+
+/// Why the coordinator refused a call (each is a Kafka error code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnRefusal {
+    /// INVALID_PRODUCER_ID_MAPPING: the transactional id is unknown or has another producer.
+    InvalidProducerIdMapping,
+    /// PRODUCER_FENCED: a newer producer with the same transactional id exists.
+    ProducerFenced,
+    /// INVALID_TXN_STATE: the call does not fit the transaction's state.
+    InvalidTxnState,
+    /// INVALID_TRANSACTION_TIMEOUT.
+    InvalidTransactionTimeout,
+    /// UNKNOWN_TOPIC_OR_PARTITION (AddPartitions: for the unknown ones; the others get
+    /// OPERATION_NOT_ATTEMPTED).
+    UnknownTopicOrPartition,
+    /// OPERATION_NOT_ATTEMPTED: another part of the request failed.
+    OperationNotAttempted,
+}
+
+/// A transaction's state as DescribeTransactions and ListTransactions report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnDescription {
+    /// The `transactional.id`.
+    pub transactional_id: String,
+    /// Kafka's state name (`Empty`, `Ongoing`, `CompleteCommit`, `CompleteAbort`).
+    pub state: String,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// `transaction.timeout.ms`.
+    pub timeout_ms: i32,
+    /// When the open transaction started (-1: none open).
+    pub start_ms: i64,
+    /// Partitions of the open transaction.
+    pub partitions: Vec<(TopicId, i32)>,
+}
+
+/// An aborted transaction's range in one partition (Fetch's `aborted_transactions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    /// Producer id.
+    pub producer_id: i64,
+    /// First offset of the transaction's data in the partition.
+    pub first_offset: i64,
+    /// Offset of its abort marker.
+    pub last_offset: i64,
+}
+
+/// A producer with state in a partition (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerListing {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Last sequence appended.
+    pub last_sequence: i32,
+    /// Timestamp of the last append (ms).
+    pub last_timestamp_ms: i64,
+    /// First offset of its open transaction in the partition (-1: none).
+    pub current_txn_start_offset: i64,
+}
+
+/// Answers to [`TxnCall`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnReply {
+    /// The producer id and epoch to use.
+    Producer {
+        /// Producer id.
+        producer_id: i64,
+        /// Producer epoch.
+        producer_epoch: i16,
+    },
+    /// Per partition of an AddPartitions call, in order: `None` when added.
+    Partitions(Vec<Option<TxnRefusal>>),
+    /// The call was applied.
+    Done,
+    /// Markers written: the new watermarks of the partitions they went to.
+    Ended(Vec<PartitionWatermark>),
+    /// Aborted transactions.
+    Aborted(Vec<AbortedTxn>),
+    /// Transactions.
+    Described(Vec<TxnDescription>),
+    /// Producers of a partition.
+    Producers(Vec<ProducerListing>),
+    /// The call was refused.
+    Refused(TxnRefusal),
 }

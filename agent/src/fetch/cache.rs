@@ -12,8 +12,9 @@
 //!
 //! Two budgets: blocks of objects written in the last `tail_window_ms` (pushed or read)
 //! live in the tail cache; older blocks, read by consumers catching up, live in their own
-//! catch-up cache, with a bounded number of GETs in flight, so a cold read of a whole topic
-//! can neither evict the tail nor take the object-store bandwidth producers need.
+//! catch-up cache, with a bounded number of GETs in flight and a byte rate (`pace.rs`), so a
+//! cold read of a whole topic can neither evict the tail nor take the CPU and object-store
+//! bandwidth producers need.
 //!
 //! When a block's owner does not answer, the agent reads the block itself (into its own
 //! catch-up cache) and counts a fallback. Chunks assembled from bytes that did not come
@@ -27,6 +28,7 @@ use moka::future::Cache;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
+use super::pace::Pacer;
 use super::peer::{PeerClient, PeerError};
 use crate::fleet::Fleet;
 
@@ -56,6 +58,7 @@ pub struct ChunkCache {
     tail: Cache<BlockKey, Bytes>,
     catchup: Cache<BlockKey, Bytes>,
     catchup_gets: Arc<Semaphore>,
+    catchup_pace: Arc<Pacer>,
     recent: Cache<RangeKey, Bytes>,
     tail_window_ms: i64,
     objects: Objects,
@@ -74,6 +77,8 @@ pub struct Budgets {
     pub catchup_bytes: u64,
     /// Objects written at most this long ago are the tail.
     pub tail_window_ms: u64,
+    /// Object-store bytes per second this agent reads for catch-up blocks (0: unlimited).
+    pub catchup_bytes_per_sec: u64,
 }
 
 /// The blocks `[first, last]` that hold bytes `start..start+len` of an object.
@@ -107,6 +112,7 @@ impl ChunkCache {
             tail: bounded(budgets.tail_bytes),
             catchup: bounded(budgets.catchup_bytes),
             catchup_gets: Arc::new(Semaphore::new(CATCHUP_GETS)),
+            catchup_pace: Arc::new(Pacer::new(budgets.catchup_bytes_per_sec)),
             recent: Cache::builder()
                 .max_capacity(RECENT_BYTES)
                 .weigher(|_k: &RangeKey, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
@@ -241,8 +247,10 @@ impl ChunkCache {
                 .await?
         } else {
             let gets = self.catchup_gets.clone();
+            let pace = self.catchup_pace.clone();
             self.catchup
                 .try_get_with(k, async move {
+                    pace.pace(range.end - range.start).await;
                     // Closed only if dropped, which this cache never does.
                     let _permit = gets.acquire_owned().await;
                     objects.get_range(&name, range, "fetch").await

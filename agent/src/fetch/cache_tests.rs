@@ -47,6 +47,7 @@ const BIG: Budgets = Budgets {
     tail_bytes: 64 * BLOCK_BYTES,
     catchup_bytes: 64 * BLOCK_BYTES,
     tail_window_ms: 60_000,
+    catchup_bytes_per_sec: 0,
 };
 
 /// `n` agents of one zone, each with its own metrics, peer endpoint and fleet view.
@@ -221,6 +222,7 @@ async fn catch_up_reads_leave_the_tail_alone() {
         tail_bytes: 3 * BLOCK_BYTES,
         catchup_bytes: BLOCK_BYTES,
         tail_window_ms: 60_000,
+        catchup_bytes_per_sec: 0,
     };
     let nodes = zone(1, store.clone(), small).await;
     let n = &nodes[0];
@@ -272,4 +274,40 @@ async fn a_wrong_size_from_a_peer_cannot_plant_a_short_block() {
     assert_eq!(short.len(), 10);
     // Readers with the real size still get whole, valid blocks.
     read_all(&nodes[0].cache, key, &obj, &ranges).await;
+}
+
+#[tokio::test]
+async fn catch_up_reads_are_paced_and_tail_reads_are_not() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    // Two blocks per second: the one-second burst covers two blocks, then one per 0.5 s.
+    let paced = Budgets {
+        catchup_bytes_per_sec: 2 * BLOCK_BYTES,
+        ..BIG
+    };
+    let nodes = zone(1, store.clone(), paced).await;
+    let n = &nodes[0];
+    let now = floe_common::clock::system().now_ms();
+    let (obj, ranges) = object(4);
+    let tail_key = format!("wal/0000/1-{now}-tail.wal");
+    let old_key = "wal/0000/1-0-old.wal".to_string();
+    put(&store, &tail_key, &obj).await;
+    put(&store, &old_key, &obj).await;
+
+    let t0 = std::time::Instant::now();
+    read_all(&n.cache, &tail_key, &obj, &ranges).await;
+    let tail_took = t0.elapsed();
+    let t0 = std::time::Instant::now();
+    read_all(&n.cache, &old_key, &obj, &ranges).await;
+    let old_took = t0.elapsed();
+    // Four blocks (the last one short) at two per second after a two-block burst: the
+    // third waits 0.5 s and the fourth about 0.5 s more.
+    assert!(
+        old_took >= std::time::Duration::from_millis(900),
+        "catch-up read of 4 blocks took {old_took:?}"
+    );
+    assert!(
+        tail_took < std::time::Duration::from_millis(500),
+        "tail reads never wait: {tail_took:?}"
+    );
+    assert_eq!(gets(&n.metrics), 8, "each block read once");
 }

@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -147,11 +149,41 @@ async fn gather(
                 continue;
             };
             pd.high_watermark = marks.high_watermark;
-            // No transactions yet: everything committed is stable.
-            pd.last_stable_offset = marks.high_watermark;
+            pd.last_stable_offset = marks.stable();
             pd.log_start_offset = marks.log_start_offset;
+            // read_committed readers see nothing of open transactions: they read up to the
+            // last stable offset and are told which producers' ranges were aborted.
+            let read_to = if read_committed {
+                marks.stable()
+            } else {
+                marks.high_watermark
+            };
             if read_committed {
-                pd.aborted_transactions = Some(Vec::new());
+                match ctx
+                    .aborted
+                    .get(ctx, topic.id, fp.partition, marks.abort_count)
+                    .await
+                {
+                    Ok(list) => {
+                        pd.aborted_transactions = Some(
+                            list.iter()
+                                .filter(|a| {
+                                    a.last_offset >= fp.fetch_offset && a.first_offset < read_to
+                                })
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id))
+                                        .with_first_offset(a.first_offset)
+                                })
+                                .collect(),
+                        );
+                    }
+                    Err(e) => {
+                        any_error = true;
+                        tr.partitions.push(pd.with_error_code(e.code()));
+                        continue;
+                    }
+                }
             }
             if let Err(e) = crate::epochs::check_current_epoch(fp.current_leader_epoch, &marks) {
                 any_error = true;
@@ -175,7 +207,7 @@ async fn gather(
             }
             let remaining = max_bytes.saturating_sub(total);
             let budget = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            if fp.fetch_offset < marks.high_watermark && (budget > 0 || total == 0) {
+            if fp.fetch_offset < read_to && (budget > 0 || total == 0) {
                 match read_partition(
                     &ctx.index,
                     &ctx.cache,
@@ -183,7 +215,7 @@ async fn gather(
                         topic_id: topic.id,
                         partition: fp.partition,
                         fetch_offset: fp.fetch_offset,
-                        high_watermark: marks.high_watermark,
+                        high_watermark: read_to,
                         leader_epoch: marks.leader_epoch,
                     },
                     budget,

@@ -169,6 +169,7 @@ mod tests {
             batch_count: 1,
             first_timestamp_ms: 0,
             max_timestamp_ms: 0,
+            control: None,
         }
     }
 

@@ -5,5 +5,6 @@
 pub mod cache;
 pub mod handle;
 pub mod index;
+pub mod pace;
 pub mod peer;
 pub mod read;

@@ -97,6 +97,26 @@ async fn read_partition_once(
             if e.base_offset >= high_watermark {
                 break 'outer;
             }
+            if let Some(m) = e.control {
+                // A transaction marker has no object: write the control batch Kafka would
+                // have in its log at this offset.
+                let batch = floe_format::records::control_batch(
+                    e.base_offset,
+                    m.producer_id,
+                    m.producer_epoch,
+                    m.commit,
+                    e.max_timestamp_ms,
+                )
+                .map_err(|err| ReadError::Corrupt(err.to_string()))?;
+                if out.len() + batch.len() > budget && !(min_one && out.is_empty()) {
+                    break 'outer;
+                }
+                let start = out.len();
+                out.extend_from_slice(&batch);
+                out[start + 12..start + 16].copy_from_slice(&leader_epoch.to_be_bytes());
+                offset = e.last_offset + 1;
+                continue;
+            }
             if e.byte_len == 0 {
                 // A compacted range whose records were all cleaned away.
                 offset = e.last_offset + 1;

@@ -216,6 +216,7 @@ impl Committer {
                         batch_count: meta.batch_count as i32,
                         first_timestamp_ms: meta.first_timestamp_ms,
                         max_timestamp_ms: meta.max_timestamp_ms,
+                        control: None,
                     },
                 );
                 marks.push(PartitionWatermark {
@@ -223,10 +224,15 @@ impl Committer {
                     partition: meta.partition,
                     high_watermark: last_offset + 1,
                     log_start_offset: *log_start_offset,
+                    // Whether a transaction holds it back is the metadata service's to say.
+                    last_stable_offset: None,
+                    abort_count: 0,
                 });
             }
         }
         self.catalog.advance(&marks);
+        // The stable offsets, as the metadata service states them.
+        self.catalog.advance(&result.watermarks);
         for outcome in &result.chunks {
             match outcome {
                 ChunkOutcome::Duplicate { .. } => self.metrics.produce_duplicates.inc(),

@@ -175,6 +175,10 @@ fn append_error_code(e: &AppendError) -> (ResponseError, String) {
                 ResponseError::InvalidProducerEpoch,
                 "the producer has a newer epoch".into(),
             ),
+            ProducerRejection::InvalidTxnState => (
+                ResponseError::InvalidTxnState,
+                "the partition is not in an open transaction of this producer".into(),
+            ),
         },
     }
 }

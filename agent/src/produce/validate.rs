@@ -30,6 +30,13 @@ fn producer_of(headers: &[BatchHeader]) -> Result<Option<ProducerBatch>, (Respon
     let Some(first) = headers.first() else {
         return Ok(None);
     };
+    if headers.iter().any(BatchHeader::is_control) {
+        // Only the transaction coordinator writes markers.
+        return Err((
+            ResponseError::InvalidRecord,
+            "control batches cannot be produced".into(),
+        ));
+    }
     if first.producer_id < 0 {
         if headers.iter().any(|h| h.producer_id >= 0) {
             return Err((
@@ -39,10 +46,15 @@ fn producer_of(headers: &[BatchHeader]) -> Result<Option<ProducerBatch>, (Respon
         }
         return Ok(None);
     }
-    if headers.iter().any(BatchHeader::is_transactional) {
+    let transactional = first.is_transactional();
+    if headers
+        .iter()
+        .any(|h| h.is_transactional() != transactional)
+    {
+        // Kafka: a transactional batch where no transaction is open, or the reverse.
         return Err((
             ResponseError::InvalidTxnState,
-            "transactions are not supported yet".into(),
+            "transactional and non-transactional batches mixed".into(),
         ));
     }
     let mut next = first.base_sequence;
@@ -70,6 +82,7 @@ fn producer_of(headers: &[BatchHeader]) -> Result<Option<ProducerBatch>, (Respon
         producer_epoch: first.producer_epoch,
         first_sequence: first.base_sequence,
         last_sequence,
+        transactional,
     }))
 }
 

@@ -218,6 +218,13 @@ impl Metadata for FlakyMetadata {
         self.inner.lifecycle(call).await
     }
 
+    async fn txn(
+        &self,
+        call: floe_metadata::TxnCall,
+    ) -> floe_metadata::Result<floe_metadata::TxnReply> {
+        self.inner.txn(call).await
+    }
+
     async fn create_partitions(&self, name: &str, total: i32) -> floe_metadata::Result<TopicInfo> {
         self.inner.create_partitions(name, total).await
     }

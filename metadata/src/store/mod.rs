@@ -10,7 +10,8 @@ use crate::error::Result;
 use crate::groups::GroupRecord;
 use crate::types::{
     AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec, TxnCall,
+    TxnReply,
 };
 
 /// Durable metadata: topics, partitions and the offset index.
@@ -207,6 +208,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`. True when
     /// `holder` holds it: it was free, expired, or already `holder`'s.
     async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+
+    /// Runs a transaction coordinator call in one database transaction (`AbortExpired`: one
+    /// per expired transaction). Returns the reply and the watermarks its markers moved.
+    async fn txn(&self, call: &TxnCall, now_ms: i64)
+        -> Result<(TxnReply, Vec<PartitionWatermark>)>;
 }
 
 /// A held group-coordinator lease.
@@ -229,6 +235,11 @@ impl GroupLease for SoleLease {
 mod plan;
 mod postgres;
 mod sqlite;
+pub mod txn;
+mod txn_sql;
+
+/// Transactions the timeout sweep aborts per call at most.
+const EXPIRED_PER_SWEEP: i64 = 100;
 
 pub use plan::check_commit;
 

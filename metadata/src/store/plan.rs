@@ -10,8 +10,9 @@ use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    ChunkOutcome, CommitResult, IndexEntry, LogStartTarget, ObjectCommit, PartitionInfo,
-    PartitionWatermark, ProducerBatch, ProducerRejection, TopicId, TopicInfo, TopicSpec,
+    ChunkOutcome, CommitResult, ControlMarker, IndexEntry, LogStartTarget, ObjectCommit,
+    PartitionInfo, PartitionWatermark, ProducerBatch, ProducerRejection, TopicId, TopicInfo,
+    TopicSpec,
 };
 
 /// Largest partition count a topic may have; bounds the rows one request can create.
@@ -138,8 +139,22 @@ pub(crate) fn assemble_topics(rows: Vec<TopicRow>) -> Result<Vec<TopicInfo>> {
     Ok(topics)
 }
 
-/// One row of the offset-index queries, in `IndexEntry` field order.
-pub(crate) type IndexRow = (i64, i64, String, i64, i64, i32, i64, i64, i64);
+/// One row of the offset-index queries, in `IndexEntry` field order, then the marker
+/// columns (producer, epoch, `control_type`) of control rows, which have no object.
+pub(crate) type IndexRow = (
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i32,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i16>,
+    Option<String>,
+);
 
 pub(crate) fn index_entry(row: IndexRow) -> Result<IndexEntry> {
     let (
@@ -152,12 +167,45 @@ pub(crate) fn index_entry(row: IndexRow) -> Result<IndexEntry> {
         first,
         max,
         size,
+        producer_id,
+        producer_epoch,
+        control_type,
     ) = row;
+    let corrupt = || {
+        MetadataError::Database(format!(
+            "corrupt index entry {base_offset}..={last_offset} in {object_key:?}"
+        ))
+    };
+    if let Some(kind) = control_type {
+        let (Some(producer_id), Some(producer_epoch)) = (producer_id, producer_epoch) else {
+            return Err(corrupt());
+        };
+        if last_offset != base_offset {
+            return Err(corrupt());
+        }
+        return Ok(IndexEntry {
+            base_offset,
+            last_offset,
+            object_key: String::new(),
+            object_size: 0,
+            byte_offset: 0,
+            byte_len: 0,
+            batch_count: 1,
+            first_timestamp_ms: first,
+            max_timestamp_ms: max,
+            control: Some(ControlMarker {
+                producer_id,
+                producer_epoch,
+                commit: kind == "commit",
+            }),
+        });
+    }
+    let (Some(object_key), Some(size)) = (object_key.clone(), size) else {
+        return Err(corrupt());
+    };
     if last_offset < base_offset || byte_offset < 0 || byte_len < 0 || byte_offset + byte_len > size
     {
-        return Err(MetadataError::Database(format!(
-            "corrupt index entry {base_offset}..={last_offset} in {object_key}"
-        )));
+        return Err(corrupt());
     }
     Ok(IndexEntry {
         base_offset,
@@ -169,15 +217,22 @@ pub(crate) fn index_entry(row: IndexRow) -> Result<IndexEntry> {
         batch_count,
         first_timestamp_ms: first,
         max_timestamp_ms: max,
+        control: None,
     })
 }
 
-pub(crate) fn watermark(row: (Uuid, i32, i64, i64)) -> PartitionWatermark {
+/// A [`WATERMARKS_SQL`] row: topic, partition, high watermark, log start, aborts, first
+/// offset of the oldest open transaction.
+pub(crate) type WatermarkRow = (Uuid, i32, i64, i64, i64, Option<i64>);
+
+pub(crate) fn watermark(row: WatermarkRow) -> PartitionWatermark {
     PartitionWatermark {
         topic_id: row.0,
         partition: row.1,
         high_watermark: row.2,
         log_start_offset: row.3,
+        last_stable_offset: Some(row.5.unwrap_or(row.2)),
+        abort_count: row.4,
     }
 }
 
@@ -259,6 +314,69 @@ pub(crate) struct CommitPlan<'a> {
     pub watermarks: Vec<PartitionWatermark>,
     /// Idempotent producers' new states, to upsert into `producer_partitions`.
     pub producer_rows: Vec<(ProducerKey, ProducerState)>,
+    /// Transactions whose records start in a partition with this commit:
+    /// `(transactional id, topic, partition, first offset)`.
+    pub txn_first_offsets: Vec<(String, Uuid, i32, i64)>,
+}
+
+/// What the commit path knows of the transactions of the transactional producers in it.
+#[derive(Debug, Default)]
+pub(crate) struct TxnFacts {
+    /// Per transactional producer id: its transaction.
+    pub producers: HashMap<i64, super::txn::ProduceTxn>,
+    /// Per `(producer id, topic, partition)` in its open transaction: where its records
+    /// start there, if they do yet.
+    pub partitions: HashMap<(i64, Uuid, i32), Option<i64>>,
+}
+
+impl TxnFacts {
+    /// Why a transactional append may not go ahead, if it may not.
+    fn refusal(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        p: &ProducerBatch,
+    ) -> Option<ProducerRejection> {
+        let Some(t) = self.producers.get(&p.producer_id) else {
+            return Some(ProducerRejection::InvalidTxnState);
+        };
+        if p.producer_epoch < t.producer_epoch {
+            return Some(ProducerRejection::InvalidProducerEpoch);
+        }
+        let joined = self
+            .partitions
+            .contains_key(&(p.producer_id, topic_id, partition));
+        if p.producer_epoch != t.producer_epoch || !t.ongoing || !joined {
+            return Some(ProducerRejection::InvalidTxnState);
+        }
+        None
+    }
+}
+
+/// The transactional producers of a commit.
+pub(crate) fn txn_producers(objects: &[ObjectCommit]) -> BTreeSet<i64> {
+    objects
+        .iter()
+        .flat_map(|o| o.chunks.iter())
+        .filter_map(|c| {
+            c.producer
+                .filter(|p| p.transactional)
+                .map(|p| p.producer_id)
+        })
+        .collect()
+}
+
+/// The `(producer id, topic, partition)` of a commit's transactional chunks.
+pub(crate) fn txn_chunks(objects: &[ObjectCommit]) -> BTreeSet<(i64, Uuid, i32)> {
+    objects
+        .iter()
+        .flat_map(|o| o.chunks.iter())
+        .filter_map(|c| {
+            c.producer
+                .filter(|p| p.transactional)
+                .map(|p| (p.producer_id, c.topic_id, c.partition))
+        })
+        .collect()
 }
 
 /// `(topic_id, partition, producer_id)`.
@@ -433,6 +551,7 @@ fn decode_outcomes(object: &ObjectCommit, json: Option<&str>) -> Result<CommitRe
                 None => ChunkOutcome::UnknownTopicOrPartition,
             })
             .collect(),
+        watermarks: Vec::new(),
     })
 }
 
@@ -445,6 +564,7 @@ impl<'a> CommitPlan<'a> {
         existing: &HashMap<String, Option<String>>,
         partitions: &BTreeMap<(Uuid, i32), (i64, i64)>,
         producers: &HashMap<ProducerKey, ProducerState>,
+        txns: &TxnFacts,
     ) -> Result<Self> {
         let mut next: BTreeMap<(Uuid, i32), (i64, i64)> = partitions.clone();
         let mut seen: HashMap<&str, CommitResult> = HashMap::new();
@@ -456,7 +576,9 @@ impl<'a> CommitPlan<'a> {
             index_rows: Vec::new(),
             watermarks: Vec::new(),
             producer_rows: Vec::new(),
+            txn_first_offsets: Vec::new(),
         };
+        let mut txn_started: BTreeSet<(i64, Uuid, i32)> = BTreeSet::new();
         for object in objects {
             let key = object.object_key.as_str();
             if let Some(done) = seen.get(key) {
@@ -496,6 +618,12 @@ impl<'a> CommitPlan<'a> {
                             continue;
                         }
                     }
+                    if p.transactional {
+                        if let Some(r) = txns.refusal(c.topic_id, c.partition, p) {
+                            chunks.push(ChunkOutcome::Rejected(r));
+                            continue;
+                        }
+                    }
                 }
                 let base_offset = *hwm;
                 *hwm = base_offset.checked_add(c.offset_count).ok_or_else(|| {
@@ -520,6 +648,20 @@ impl<'a> CommitPlan<'a> {
                     base_offset,
                     log_start_offset: *lso,
                 });
+                if let Some(p) = c.producer.filter(|p| p.transactional) {
+                    let k = (p.producer_id, c.topic_id, c.partition);
+                    let unset = matches!(txns.partitions.get(&k), Some(None));
+                    if unset && txn_started.insert(k) {
+                        if let Some(t) = txns.producers.get(&p.producer_id) {
+                            plan.txn_first_offsets.push((
+                                t.transactional_id.clone(),
+                                c.topic_id,
+                                c.partition,
+                                base_offset,
+                            ));
+                        }
+                    }
+                }
                 if let Some(p) = &c.producer {
                     let key = (c.topic_id, c.partition, p.producer_id);
                     let last_offset = *hwm - 1;
@@ -551,7 +693,10 @@ impl<'a> CommitPlan<'a> {
                 size_bytes: object.object_size,
                 commit_outcomes: encode_outcomes(&chunks)?,
             });
-            let result = CommitResult { chunks };
+            let result = CommitResult {
+                chunks,
+                watermarks: Vec::new(),
+            };
             seen.insert(key, result.clone());
             plan.results.push(result);
         }
@@ -564,11 +709,14 @@ impl<'a> CommitPlan<'a> {
                 .get(&(topic_id, partition))
                 .is_some_and(|&(old, _)| old != hwm)
             {
+                // The backend states the stable offset and abort count once it has written.
                 plan.watermarks.push(PartitionWatermark {
                     topic_id,
                     partition,
                     high_watermark: hwm,
                     log_start_offset: lso,
+                    last_stable_offset: None,
+                    abort_count: 0,
                 });
             }
         }
@@ -585,7 +733,9 @@ pub(crate) const LIST_TOPICS_SQL: &str = "SELECT t.topic_id, t.name, t.configs, 
 
 /// Watermarks of every partition of every live topic (the same SQL on both backends).
 pub(crate) const WATERMARKS_SQL: &str =
-    "SELECT p.topic_id, p.partition, p.high_watermark, p.log_start_offset
+    "SELECT p.topic_id, p.partition, p.high_watermark, p.log_start_offset, p.abort_count,
+            (SELECT min(tp.first_offset) FROM transaction_partitions tp
+             WHERE tp.topic_id = p.topic_id AND tp.partition = p.partition)
      FROM partitions p JOIN topics t ON t.topic_id = p.topic_id
      WHERE t.deleted_at_ms IS NULL
      ORDER BY p.topic_id, p.partition";
@@ -746,7 +896,14 @@ mod unit {
             },
         ];
         let parts = BTreeMap::from([((t, 0), (10, 2)), ((t, 1), (0, 0))]);
-        let plan = CommitPlan::build(&objects, &HashMap::new(), &parts, &HashMap::new()).unwrap();
+        let plan = CommitPlan::build(
+            &objects,
+            &HashMap::new(),
+            &parts,
+            &HashMap::new(),
+            &TxnFacts::default(),
+        )
+        .unwrap();
         let bases: Vec<_> = plan
             .index_rows
             .iter()
@@ -773,8 +930,14 @@ mod unit {
         }];
         let existing = HashMap::from([("a".to_string(), Some("[[7,0],null]".to_string()))]);
         assert!(partitions_to_lock(&objects, &existing).is_empty());
-        let plan =
-            CommitPlan::build(&objects, &existing, &BTreeMap::new(), &HashMap::new()).unwrap();
+        let plan = CommitPlan::build(
+            &objects,
+            &existing,
+            &BTreeMap::new(),
+            &HashMap::new(),
+            &TxnFacts::default(),
+        )
+        .unwrap();
         assert!(plan.new_objects.is_empty() && plan.index_rows.is_empty());
         assert_eq!(
             plan.results[0].chunks,

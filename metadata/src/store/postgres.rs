@@ -24,7 +24,8 @@ use crate::error::{MetadataError, Result};
 use crate::groups::GroupRecord;
 use crate::types::{
     AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec, TxnCall,
+    TxnReply,
 };
 
 use super::plan::{
@@ -52,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "compactor",
         include_str!("../../migrations/postgres/0004_compactor.sql"),
+    ),
+    (
+        5,
+        "transactions",
+        include_str!("../../migrations/postgres/0005_transactions.sql"),
     ),
 ];
 
@@ -187,17 +193,81 @@ impl PostgresStore {
                 producers.insert((topic_id, partition, pid), state);
             }
         }
-        let plan = CommitPlan::build(objects, &existing, &partitions, &producers)?;
+        let facts = txn_facts(&mut tx, objects).await?;
+        let mut plan = CommitPlan::build(objects, &existing, &partitions, &producers, &facts)?;
         if !plan.new_objects.is_empty() {
             match write_plan(&mut tx, &plan, now_ms).await {
                 Err(e) if super::plan::is_object_key_conflict(&e) => return Ok(None),
                 other => other?,
             }
             write_producers(&mut tx, &plan, now_ms).await?;
+            for (id, topic_id, partition, offset) in &plan.txn_first_offsets {
+                txn_pg::set_first_offset(&mut tx, id, *topic_id, *partition, *offset).await?;
+            }
+            state_marks(&mut tx, &mut plan.watermarks).await?;
         }
         tx.commit().await?;
         Ok(Some((plan.results, plan.watermarks)))
     }
+}
+
+/// The transactions of a commit's transactional producers (the partitions are locked, so
+/// no produce can change them; EndTxn waits for those locks before reading them).
+async fn txn_facts(
+    tx: &mut sqlx::PgConnection,
+    objects: &[ObjectCommit],
+) -> Result<super::plan::TxnFacts> {
+    let mut facts = super::plan::TxnFacts::default();
+    for pid in super::plan::txn_producers(objects) {
+        if let Some(t) = txn_pg::produce_txn(tx, pid).await? {
+            facts.producers.insert(pid, t);
+        }
+    }
+    for (pid, topic_id, partition) in super::plan::txn_chunks(objects) {
+        let Some(t) = facts.producers.get(&pid) else {
+            continue;
+        };
+        let id = t.transactional_id.clone();
+        if let Some(first) = txn_pg::txn_partition(tx, &id, topic_id, partition).await? {
+            facts.partitions.insert((pid, topic_id, partition), first);
+        }
+    }
+    Ok(facts)
+}
+
+/// Fills in the stable offsets and abort counts of a commit's watermarks (one statement).
+async fn state_marks(tx: &mut sqlx::PgConnection, marks: &mut [PartitionWatermark]) -> Result<()> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(Uuid, i32, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT p.topic_id, p.partition, p.abort_count,
+                (SELECT min(tp.first_offset) FROM transaction_partitions tp
+                 WHERE tp.topic_id = p.topic_id AND tp.partition = p.partition)
+         FROM partitions p
+         WHERE (p.topic_id, p.partition) IN (SELECT * FROM UNNEST($1::uuid[], $2::int4[]))",
+    )
+    .bind(marks.iter().map(|m| m.topic_id).collect::<Vec<_>>())
+    .bind(marks.iter().map(|m| m.partition).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let found: HashMap<(Uuid, i32), (i64, Option<i64>)> = rows
+        .into_iter()
+        .map(|(t, p, aborts, open)| ((t, p), (aborts, open)))
+        .collect();
+    for m in marks {
+        let (aborts, open) = found
+            .get(&(m.topic_id, m.partition))
+            .copied()
+            .unwrap_or((0, None));
+        m.abort_count = aborts;
+        m.last_stable_offset = Some(open.unwrap_or(m.high_watermark));
+    }
+    Ok(())
+}
+
+mod txn_pg {
+    super::super::txn_sql::txn_ops!(sqlx::PgConnection, " FOR UPDATE", |s: &str| s.to_string());
 }
 
 /// Upserts the idempotent producers' states a plan moved (one statement).
@@ -451,12 +521,13 @@ impl MetadataStore for PostgresStore {
         // or before it; bounding base_offset from below keeps the scan on the primary key.
         let rows: Vec<plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes,
+                    i.producer_id, i.producer_epoch, i.control_type
              FROM offset_index i
-             JOIN objects o ON o.object_key = i.object_key
+             LEFT JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
              JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
-             WHERE i.topic_id = $1 AND i.partition = $2 AND i.kind = 'data'
+             WHERE i.topic_id = $1 AND i.partition = $2
                AND i.base_offset >= COALESCE((SELECT max(base_offset) FROM offset_index
                                               WHERE topic_id = $1 AND partition = $2
                                                 AND base_offset <= $3), 0)
@@ -481,7 +552,8 @@ impl MetadataStore for PostgresStore {
     ) -> Result<Option<IndexEntry>> {
         let row: Option<plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes,
+                    i.producer_id, i.producer_epoch, i.control_type
              FROM offset_index i
              JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
@@ -506,7 +578,8 @@ impl MetadataStore for PostgresStore {
     ) -> Result<Option<IndexEntry>> {
         let row: Option<super::plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes,
+                    i.producer_id, i.producer_epoch, i.control_type
              FROM offset_index i
              JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
@@ -565,7 +638,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {
-        let rows: Vec<(Uuid, i32, i64, i64)> = sqlx::query_as(super::plan::WATERMARKS_SQL)
+        let rows: Vec<super::plan::WatermarkRow> = sqlx::query_as(super::plan::WATERMARKS_SQL)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(super::plan::watermark).collect())
@@ -973,11 +1046,15 @@ impl MetadataStore for PostgresStore {
             .await?;
         }
         tx.commit().await?;
+        // The stable offset and aborts are left unstated: moving the log start changes
+        // neither.
         Ok(PartitionWatermark {
             topic_id,
             partition,
             high_watermark,
             log_start_offset: new_start,
+            last_stable_offset: None,
+            abort_count: 0,
         })
     }
 
@@ -1084,7 +1161,8 @@ impl MetadataStore for PostgresStore {
                 .iter()
                 .zip(&swap.replaced)
                 .all(|((b, l, k), (rb, rl, rk))| {
-                    b == rb && l == rl && k.as_deref() == Some(rk.as_str())
+                    // A marker row has no object ("" as read).
+                    b == rb && l == rl && k.as_deref().unwrap_or("") == rk.as_str()
                 });
         if !same {
             return Ok(false);
@@ -1147,6 +1225,30 @@ impl MetadataStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(got.is_some())
+    }
+
+    async fn txn(
+        &self,
+        call: &TxnCall,
+        now_ms: i64,
+    ) -> Result<(TxnReply, Vec<PartitionWatermark>)> {
+        if let TxnCall::AbortExpired = call {
+            let ids = {
+                let mut c = self.pool.acquire().await?;
+                txn_pg::expired(&mut c, now_ms, super::EXPIRED_PER_SWEEP).await?
+            };
+            let mut marks = Vec::new();
+            for id in ids {
+                let mut tx = self.pool.begin().await?;
+                marks.extend(txn_pg::abort_expired(&mut tx, &id, now_ms).await?);
+                tx.commit().await?;
+            }
+            return Ok((TxnReply::Ended(marks.clone()), marks));
+        }
+        let mut tx = self.pool.begin().await?;
+        let out = txn_pg::call(&mut tx, call, now_ms).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 }
 

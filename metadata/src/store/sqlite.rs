@@ -24,7 +24,8 @@ use crate::error::{MetadataError, Result};
 use crate::groups::GroupRecord;
 use crate::types::{
     AgentInfo, CollectableObject, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec,
+    ObjectCommit, PartitionWatermark, SegmentSwap, TopicId, TopicInfo, TopicSpec, TxnCall,
+    TxnReply,
 };
 
 /// SQLite migrations, applied in version order at open.
@@ -48,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "compactor",
         include_str!("../../migrations/sqlite/0004_compactor.sql"),
+    ),
+    (
+        5,
+        "transactions",
+        include_str!("../../migrations/sqlite/0005_transactions.sql"),
     ),
 ];
 
@@ -403,8 +409,37 @@ impl MetadataStore for SqliteStore {
                 );
             }
         }
-        let plan = CommitPlan::build(objects, &existing, &partitions, &producers)?;
+        let mut facts = plan::TxnFacts::default();
+        for pid in plan::txn_producers(objects) {
+            if let Some(t) = txn_sqlite::produce_txn(&mut tx, pid).await? {
+                facts.producers.insert(pid, t);
+            }
+        }
+        for (pid, topic_id, partition) in plan::txn_chunks(objects) {
+            let Some(id) = facts
+                .producers
+                .get(&pid)
+                .map(|t| t.transactional_id.clone())
+            else {
+                continue;
+            };
+            if let Some(first) =
+                txn_sqlite::txn_partition(&mut tx, &id, topic_id, partition).await?
+            {
+                facts.partitions.insert((pid, topic_id, partition), first);
+            }
+        }
+        let mut plan = CommitPlan::build(objects, &existing, &partitions, &producers, &facts)?;
         write_plan(&mut tx, &plan, now_ms).await?;
+        for (id, topic_id, partition, offset) in &plan.txn_first_offsets {
+            txn_sqlite::set_first_offset(&mut tx, id, *topic_id, *partition, *offset).await?;
+        }
+        let moved: Vec<(Uuid, i32)> = plan
+            .watermarks
+            .iter()
+            .map(|m| (m.topic_id, m.partition))
+            .collect();
+        plan.watermarks = txn_sqlite::marks(&mut tx, &moved).await?;
         tx.commit().await?;
         Ok((plan.results, plan.watermarks))
     }
@@ -422,12 +457,13 @@ impl MetadataStore for SqliteStore {
         // Same query as on PostgreSQL: the lower bound on base_offset keeps it on the key.
         let rows: Vec<plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes,
+                    i.producer_id, i.producer_epoch, i.control_type
              FROM offset_index i
-             JOIN objects o ON o.object_key = i.object_key
+             LEFT JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
              JOIN topics t ON t.topic_id = p.topic_id AND t.deleted_at_ms IS NULL
-             WHERE i.topic_id = ?1 AND i.partition = ?2 AND i.kind = 'data'
+             WHERE i.topic_id = ?1 AND i.partition = ?2
                AND i.base_offset >= COALESCE((SELECT max(base_offset) FROM offset_index
                                               WHERE topic_id = ?1 AND partition = ?2
                                                 AND base_offset <= ?3), 0)
@@ -452,7 +488,8 @@ impl MetadataStore for SqliteStore {
     ) -> Result<Option<IndexEntry>> {
         let row: Option<plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes,
+                    i.producer_id, i.producer_epoch, i.control_type
              FROM offset_index i
              JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
@@ -477,7 +514,8 @@ impl MetadataStore for SqliteStore {
     ) -> Result<Option<IndexEntry>> {
         let row: Option<super::plan::IndexRow> = sqlx::query_as(
             "SELECT i.base_offset, i.last_offset, i.object_key, i.byte_offset, i.byte_len,
-                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes
+                    i.batch_count, i.first_timestamp_ms, i.max_timestamp_ms, o.size_bytes,
+                    i.producer_id, i.producer_epoch, i.control_type
              FROM offset_index i
              JOIN objects o ON o.object_key = i.object_key
              JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
@@ -495,7 +533,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn watermarks(&self) -> Result<Vec<PartitionWatermark>> {
-        let rows: Vec<(Uuid, i32, i64, i64)> = sqlx::query_as(super::plan::WATERMARKS_SQL)
+        let rows: Vec<plan::WatermarkRow> = sqlx::query_as(super::plan::WATERMARKS_SQL)
             .fetch_all(&self.reader)
             .await?;
         Ok(rows.into_iter().map(super::plan::watermark).collect())
@@ -886,11 +924,15 @@ impl MetadataStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        // The stable offset and aborts are left unstated: moving the log start changes
+        // neither.
         Ok(PartitionWatermark {
             topic_id,
             partition,
             high_watermark,
             log_start_offset: new_start,
+            last_stable_offset: None,
+            abort_count: 0,
         })
     }
 
@@ -1005,7 +1047,8 @@ impl MetadataStore for SqliteStore {
                 .iter()
                 .zip(&swap.replaced)
                 .all(|((b, l, k), (rb, rl, rk))| {
-                    b == rb && l == rl && k.as_deref() == Some(rk.as_str())
+                    // A marker row has no object ("" as read).
+                    b == rb && l == rl && k.as_deref().unwrap_or("") == rk.as_str()
                 });
         if !same {
             return Ok(false);
@@ -1069,4 +1112,32 @@ impl MetadataStore for SqliteStore {
         .await?;
         Ok(got.is_some())
     }
+
+    async fn txn(
+        &self,
+        call: &TxnCall,
+        now_ms: i64,
+    ) -> Result<(TxnReply, Vec<PartitionWatermark>)> {
+        if let TxnCall::AbortExpired = call {
+            let ids = {
+                let mut c = self.reader.acquire().await?;
+                txn_sqlite::expired(&mut c, now_ms, super::EXPIRED_PER_SWEEP).await?
+            };
+            let mut marks = Vec::new();
+            for id in ids {
+                let mut tx = self.begin_write().await?;
+                marks.extend(txn_sqlite::abort_expired(&mut tx, &id, now_ms).await?);
+                tx.commit().await?;
+            }
+            return Ok((TxnReply::Ended(marks.clone()), marks));
+        }
+        let mut tx = self.begin_write().await?;
+        let out = txn_sqlite::call(&mut tx, call, now_ms).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+mod txn_sqlite {
+    super::super::txn_sql::txn_ops!(sqlx::SqliteConnection, "", |s: &str| s.replace('$', "?"));
 }

@@ -13,8 +13,9 @@ use crate::error::MetadataError;
 use crate::groups::{GroupProtocol, GroupRecord, MemberRecord};
 use crate::testing::TestPostgres;
 use crate::types::{
-    ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, IndexEntry, LogStartTarget,
-    ObjectCommit, ProducerBatch, ProducerRejection, SegmentSwap, TopicId, TopicInfo, TopicSpec,
+    AbortedTxn, ChunkCommit, ChunkOutcome, CommitResult, CommittedOffset, ControlMarker,
+    IndexEntry, LogStartTarget, ObjectCommit, PartitionWatermark, ProducerBatch, ProducerRejection,
+    SegmentSwap, TopicId, TopicInfo, TopicSpec, TxnCall, TxnProducer, TxnRefusal, TxnReply,
 };
 
 /// A backend under test: a store on a fresh database, plus the ways the suite reaches it.
@@ -131,6 +132,7 @@ conformance_suite!(
     unreferenced_objects_are_collected_after_the_grace_period,
     leases_are_exclusive_until_they_expire,
     segments_replace_index_entries_only_if_unchanged,
+    transactions_commit_abort_fence_and_time_out,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -441,6 +443,7 @@ async fn commit_assigns_contiguous_offsets<H: Harness>() {
         batch_count: c.batch_count,
         first_timestamp_ms: c.first_timestamp_ms,
         max_timestamp_ms: c.max_timestamp_ms,
+        control: None,
     };
     assert_eq!(
         index,
@@ -1103,6 +1106,7 @@ fn idempotent(
             producer_epoch: epoch,
             first_sequence: first,
             last_sequence: first + offset_count as i32 - 1,
+            transactional: false,
         }),
         ..chunk(topic_id, 0, offset_count)
     }
@@ -1463,6 +1467,7 @@ async fn segments_replace_index_entries_only_if_unchanged<H: Harness>() {
         batch_count: 1,
         first_timestamp_ms: NOW,
         max_timestamp_ms: NOW + 5,
+        control: None,
     };
     let swap = SegmentSwap {
         topic_id: t.id,
@@ -1535,4 +1540,314 @@ async fn segments_replace_index_entries_only_if_unchanged<H: Harness>() {
         ..swap.clone()
     };
     assert!(!store.swap_segment(&stale, NOW).await.unwrap());
+}
+
+fn txn_chunk(
+    topic_id: TopicId,
+    partition: i32,
+    n: i64,
+    pid: i64,
+    epoch: i16,
+    first: i32,
+) -> ChunkCommit {
+    ChunkCommit {
+        producer: Some(ProducerBatch {
+            producer_id: pid,
+            producer_epoch: epoch,
+            first_sequence: first,
+            last_sequence: first + n as i32 - 1,
+            transactional: true,
+        }),
+        ..chunk(topic_id, partition, n)
+    }
+}
+
+fn txp(id: &str, pid: i64, epoch: i16) -> TxnProducer {
+    TxnProducer {
+        transactional_id: id.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+    }
+}
+
+/// Runs a coordinator call, returning its reply and moved watermarks.
+async fn txn(
+    store: &dyn MetadataStore,
+    call: TxnCall,
+    now: i64,
+) -> (TxnReply, Vec<PartitionWatermark>) {
+    store.txn(&call, now).await.unwrap()
+}
+
+async fn init(
+    store: &dyn MetadataStore,
+    id: &str,
+    timeout_ms: i32,
+    expected: Option<(i64, i16)>,
+) -> (i64, i16) {
+    let call = TxnCall::InitProducer {
+        transactional_id: id.into(),
+        timeout_ms,
+        expected,
+    };
+    match txn(store, call, NOW).await.0 {
+        TxnReply::Producer {
+            producer_id,
+            producer_epoch,
+        } => (producer_id, producer_epoch),
+        other => panic!("InitProducer: {other:?}"),
+    }
+}
+
+async fn commit_one(store: &dyn MetadataStore, key: &str, c: ChunkCommit) -> ChunkOutcome {
+    store
+        .commit_objects(&[object(key, vec![c])], NOW)
+        .await
+        .unwrap()
+        .0
+        .remove(0)
+        .chunks
+        .remove(0)
+}
+
+/// The watermark `marks` states for partition `p`.
+fn mark_of(marks: &[PartitionWatermark], p: i32) -> PartitionWatermark {
+    *marks
+        .iter()
+        .find(|m| m.partition == p)
+        .expect("partition marked")
+}
+
+async fn transactions_commit_abort_fence_and_time_out<H: Harness>() {
+    let h = H::new().await;
+    let store = h.store();
+    let s = store.as_ref();
+    let t = store.create_topic(&spec("t", 2), NOW).await.unwrap();
+    let (pid, epoch) = init(s, "tx", 60_000, None).await;
+    assert_eq!(epoch, 0);
+
+    // Transactional records for a partition that is not in the transaction: refused.
+    assert_eq!(
+        commit_one(s, "o0", txn_chunk(t.id, 0, 5, pid, 0, 0)).await,
+        ChunkOutcome::Rejected(ProducerRejection::InvalidTxnState)
+    );
+    // An unknown partition fails the whole AddPartitions.
+    let add = |parts: Vec<(TopicId, i32)>, epoch: i16| TxnCall::AddPartitions {
+        producer: txp("tx", pid, epoch),
+        partitions: parts,
+    };
+    assert_eq!(
+        txn(s, add(vec![(t.id, 0), (t.id, 9)], 0), NOW).await.0,
+        TxnReply::Partitions(vec![
+            Some(TxnRefusal::OperationNotAttempted),
+            Some(TxnRefusal::UnknownTopicOrPartition)
+        ])
+    );
+    assert_eq!(
+        txn(s, add(vec![(t.id, 0), (t.id, 1)], 0), NOW).await.0,
+        TxnReply::Partitions(vec![None, None])
+    );
+    assert_eq!(
+        commit_one(s, "o1", txn_chunk(t.id, 0, 5, pid, 0, 0)).await,
+        committed(0)
+    );
+    // Other producers' records land after it; the stable offset stays at the transaction's
+    // first offset.
+    store
+        .commit_objects(&[object("o2", vec![chunk(t.id, 0, 3)])], NOW)
+        .await
+        .unwrap();
+    let marks = store.watermarks().await.unwrap();
+    let m0 = marks.iter().find(|m| m.partition == 0).unwrap();
+    assert_eq!((m0.high_watermark, m0.last_stable_offset), (8, Some(0)));
+
+    // Offsets in the transaction are the group's only once it commits.
+    assert_eq!(
+        txn(
+            s,
+            TxnCall::AddOffsets {
+                producer: txp("tx", pid, 0),
+                group_id: "g".into()
+            },
+            NOW
+        )
+        .await
+        .0,
+        TxnReply::Done
+    );
+    let offset = CommittedOffset {
+        topic_id: t.id,
+        partition: 0,
+        offset: 42,
+        leader_epoch: None,
+        metadata: None,
+        commit_timestamp_ms: NOW,
+    };
+    let commit_offsets = TxnCall::CommitOffsets {
+        producer: txp("tx", pid, 0),
+        group_id: "g".into(),
+        offsets: vec![offset],
+    };
+    assert_eq!(txn(s, commit_offsets, NOW).await.0, TxnReply::Done);
+    assert!(store.fetch_offsets("g").await.unwrap().is_empty());
+
+    let end = |commit: bool, epoch: i16| TxnCall::End {
+        producer: txp("tx", pid, epoch),
+        commit,
+    };
+    let (reply, marks) = txn(s, end(true, 0), NOW).await;
+    assert_eq!(reply, TxnReply::Ended(marks.clone()));
+    // A marker at the end of each partition, even one without records of the transaction.
+    let (m0, m1) = (mark_of(&marks, 0), mark_of(&marks, 1));
+    assert_eq!((m0.high_watermark, m0.last_stable_offset), (9, Some(9)));
+    assert_eq!((m1.high_watermark, m1.last_stable_offset), (1, Some(1)));
+    let index = store.read_index(t.id, 0, 8, 10).await.unwrap();
+    assert_eq!(index.len(), 1);
+    assert_eq!((index[0].base_offset, index[0].last_offset), (8, 8));
+    assert_eq!(
+        index[0].control,
+        Some(ControlMarker {
+            producer_id: pid,
+            producer_epoch: 0,
+            commit: true
+        })
+    );
+    let stored = store.fetch_offsets("g").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].offset, 42);
+    // EndTxn retried: done already; the other outcome: refused.
+    assert_eq!(txn(s, end(true, 0), NOW).await.0, TxnReply::Ended(vec![]));
+    assert_eq!(
+        txn(s, end(false, 0), NOW).await.0,
+        TxnReply::Refused(TxnRefusal::InvalidTxnState)
+    );
+
+    // An aborted transaction: its range is listed, the partition counts the abort.
+    txn(s, add(vec![(t.id, 0)], 0), NOW).await;
+    assert_eq!(
+        commit_one(s, "o3", txn_chunk(t.id, 0, 2, pid, 0, 5)).await,
+        committed(9)
+    );
+    let (_, marks) = txn(s, end(false, 0), NOW).await;
+    let m0 = mark_of(&marks, 0);
+    assert_eq!(
+        (m0.high_watermark, m0.last_stable_offset, m0.abort_count),
+        (12, Some(12), 1)
+    );
+    let aborted = TxnCall::Aborted {
+        topic_id: t.id,
+        partition: 0,
+        from_offset: 0,
+    };
+    assert_eq!(
+        txn(s, aborted.clone(), NOW).await.0,
+        TxnReply::Aborted(vec![AbortedTxn {
+            producer_id: pid,
+            first_offset: 9,
+            last_offset: 11
+        }])
+    );
+
+    // A new producer with the same id fences the old one and aborts its open transaction.
+    txn(s, add(vec![(t.id, 1)], 0), NOW).await;
+    assert_eq!(
+        commit_one(s, "o4", txn_chunk(t.id, 1, 1, pid, 0, 7)).await,
+        committed(1)
+    );
+    let (pid2, epoch2) = init(s, "tx", 60_000, None).await;
+    assert_eq!((pid2, epoch2), (pid, 1));
+    assert_eq!(
+        txn(s, add(vec![(t.id, 1)], 0), NOW).await.0,
+        TxnReply::Refused(TxnRefusal::ProducerFenced)
+    );
+    assert_eq!(
+        commit_one(s, "o5", txn_chunk(t.id, 1, 1, pid, 0, 8)).await,
+        ChunkOutcome::Rejected(ProducerRejection::InvalidProducerEpoch)
+    );
+    let index = store.read_index(t.id, 1, 2, 10).await.unwrap();
+    assert_eq!(
+        index[0].control,
+        Some(ControlMarker {
+            producer_id: pid,
+            producer_epoch: 1,
+            commit: false
+        }),
+        "aborted with the new epoch"
+    );
+    // KIP-360: re-initialising with a stale epoch is fenced.
+    let call = TxnCall::InitProducer {
+        transactional_id: "tx".into(),
+        timeout_ms: 60_000,
+        expected: Some((pid, 0)),
+    };
+    assert_eq!(
+        txn(s, call, NOW).await.0,
+        TxnReply::Refused(TxnRefusal::ProducerFenced)
+    );
+
+    // A transaction open past its timeout is aborted by the sweep, with an epoch bump.
+    let (p3, e3) = init(s, "slow", 100, None).await;
+    let add3 = TxnCall::AddPartitions {
+        producer: txp("slow", p3, e3),
+        partitions: vec![(t.id, 1)],
+    };
+    txn(s, add3, NOW).await;
+    assert!(matches!(
+        commit_one(s, "o6", txn_chunk(t.id, 1, 3, p3, e3, 0)).await,
+        ChunkOutcome::Committed { .. }
+    ));
+    let (reply, marks) = txn(s, TxnCall::AbortExpired, NOW + 50).await;
+    assert_eq!((reply, marks.len()), (TxnReply::Ended(vec![]), 0));
+    let (_, marks) = txn(s, TxnCall::AbortExpired, NOW + 1_000).await;
+    let m1 = mark_of(&marks, 1);
+    assert_eq!(m1.last_stable_offset, Some(m1.high_watermark));
+    let late = TxnCall::End {
+        producer: txp("slow", p3, e3),
+        commit: true,
+    };
+    assert_eq!(
+        txn(s, late, NOW).await.0,
+        TxnReply::Refused(TxnRefusal::ProducerFenced)
+    );
+    // Its producer may still re-initialise from the epoch it held, and gets the current one.
+    assert_eq!(init(s, "slow", 100, Some((p3, e3))).await, (p3, e3 + 1));
+
+    // Descriptions.
+    let call = TxnCall::Describe {
+        transactional_ids: vec!["tx".into(), "nope".into()],
+    };
+    let TxnReply::Described(d) = txn(s, call, NOW).await.0 else {
+        panic!("describe")
+    };
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].state.as_str(), d[0].producer_epoch), ("Empty", 1));
+    let TxnReply::Described(all) = txn(s, TxnCall::List, NOW).await.0 else {
+        panic!("list")
+    };
+    assert_eq!(all.len(), 2);
+    let TxnReply::Producers(ps) = txn(
+        s,
+        TxnCall::Producers {
+            topic_id: t.id,
+            partition: 1,
+        },
+        NOW,
+    )
+    .await
+    .0
+    else {
+        panic!("producers")
+    };
+    assert_eq!(ps.len(), 2);
+    assert!(ps.iter().all(|p| p.current_txn_start_offset == -1));
+    // Bad timeouts.
+    let call = TxnCall::InitProducer {
+        transactional_id: "bad".into(),
+        timeout_ms: 0,
+        expected: None,
+    };
+    assert_eq!(
+        txn(s, call, NOW).await.0,
+        TxnReply::Refused(TxnRefusal::InvalidTransactionTimeout)
+    );
 }

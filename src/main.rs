@@ -330,6 +330,14 @@ struct GroupFlags {
         default_value_t = 86_400_000
     )]
     producer_id_expiration_ms: u64,
+    /// transactional.id.expiration.ms: a transactional id without a transaction this long is
+    /// forgotten (its next InitProducerId starts afresh).
+    #[arg(
+        long,
+        env = "FLOE_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    transactional_id_expiration_ms: u64,
 }
 
 impl GroupFlags {
@@ -347,8 +355,8 @@ impl GroupFlags {
         {
             bail!("need 0 < --group-consumer-heartbeat-interval-ms < --group-consumer-session-timeout-ms");
         }
-        if self.producer_id_expiration_ms < 60_000 {
-            bail!("--producer-id-expiration-ms must be at least 60000");
+        if self.producer_id_expiration_ms < 60_000 || self.transactional_id_expiration_ms < 60_000 {
+            bail!("--producer-id-expiration-ms and --transactional-id-expiration-ms must be at least 60000");
         }
         if self.group_max_size == 0 {
             bail!("--group-max-size must be at least 1");
@@ -368,6 +376,9 @@ impl GroupFlags {
                 consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             },
             producer_expiration: std::time::Duration::from_millis(self.producer_id_expiration_ms),
+            transactional_id_expiration: std::time::Duration::from_millis(
+                self.transactional_id_expiration_ms,
+            ),
             ..ServiceSettings::default()
         })
     }

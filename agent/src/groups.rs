@@ -4,10 +4,10 @@
 //! nothing. Commits are checked against the group's membership by the coordinator; fetches
 //! read the store directly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use floe_metadata::groups::{CommitOffsets, GroupCall, GroupError, GroupReply};
-use floe_metadata::CommittedOffset;
+use floe_metadata::{CommittedOffset, TxnCall, TxnReply};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
@@ -195,6 +195,61 @@ async fn committed(ctx: &Ctx, group: &str) -> Result<Committed, ResponseError> {
     Ok(out)
 }
 
+/// The partitions of `group` whose offsets an open transaction is about to commit (KIP-447):
+/// a consumer that asks for stable offsets gets UNSTABLE_OFFSET_COMMIT for them and retries,
+/// so it cannot start from an offset the transaction is moving.
+async fn unstable(
+    ctx: &Ctx,
+    group: &str,
+    require_stable: bool,
+) -> Result<HashSet<(String, i32)>, ResponseError> {
+    if !require_stable {
+        return Ok(HashSet::new());
+    }
+    let call = TxnCall::PendingOffsets {
+        group_id: group.to_string(),
+    };
+    let pending = match ctx.metadata.txn(call).await {
+        Ok(TxnReply::Pending(p)) => p,
+        Ok(other) => {
+            warn!(group, reply = ?other, "unexpected pending-offsets reply");
+            return Err(ResponseError::UnknownServerError);
+        }
+        Err(e) => {
+            warn!(group, error = %e, "pending-offsets lookup failed");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+    };
+    let mut out = HashSet::new();
+    for (topic_id, p) in pending {
+        if let Some(t) = ctx.catalog.lookup_id(topic_id).await {
+            out.insert((t.name.clone(), p));
+        }
+    }
+    Ok(out)
+}
+
+/// Both lookups of OffsetFetch for one group.
+async fn committed_and_unstable(
+    ctx: &Ctx,
+    group: &str,
+    require_stable: bool,
+) -> Result<(Committed, HashSet<(String, i32)>), ResponseError> {
+    Ok((
+        committed(ctx, group).await?,
+        unstable(ctx, group, require_stable).await?,
+    ))
+}
+
+/// The error code of a partition: UNSTABLE_OFFSET_COMMIT while a transaction holds it.
+fn stability(unstable: &HashSet<(String, i32)>, topic: &str, partition: i32) -> i16 {
+    if unstable.contains(&(topic.to_string(), partition)) {
+        ResponseError::UnstableOffsetCommit.code()
+    } else {
+        0
+    }
+}
+
 /// `(topic, partitions)` wanted: the ones named, or every committed one when `None`.
 fn wanted(
     named: Option<Vec<(String, Vec<i32>)>>,
@@ -242,9 +297,9 @@ pub async fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> O
                     .collect()
             });
             let resp = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
-            let resp = match committed(ctx, &group).await {
+            let resp = match committed_and_unstable(ctx, &group, req.require_stable).await {
                 Err(e) => resp.with_error_code(e.code()),
-                Ok(c) => resp.with_topics(
+                Ok((c, unstable)) => resp.with_topics(
                     wanted(named, &c)
                         .into_iter()
                         .map(|(t, ps)| {
@@ -257,6 +312,7 @@ pub async fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> O
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(epoch)
                                         .with_metadata(Some(s(meta)))
+                                        .with_error_code(stability(&unstable, &t, p))
                                 })
                                 .collect();
                             OffsetFetchResponseTopics::default()
@@ -276,11 +332,13 @@ pub async fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> O
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let c = match committed(ctx, &group).await {
-        Ok(c) => c,
+    // require_stable exists from v7.
+    let require_stable = version >= 7 && req.require_stable;
+    let (c, unstable) = match committed_and_unstable(ctx, &group, require_stable).await {
+        Ok(found) => found,
         // v2+ has a top-level error; v1 can only say it per partition.
         Err(e) if version >= 2 => return OffsetFetchResponse::default().with_error_code(e.code()),
-        Err(_) => HashMap::new(),
+        Err(_) => (HashMap::new(), HashSet::new()),
     };
     let topics = wanted(named, &c)
         .into_iter()
@@ -292,7 +350,8 @@ pub async fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> O
                     let r = OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(offset)
-                        .with_metadata(Some(s(meta)));
+                        .with_metadata(Some(s(meta)))
+                        .with_error_code(stability(&unstable, &t, p));
                     // committed_leader_epoch exists from v5.
                     if version >= 5 {
                         r.with_committed_leader_epoch(epoch)

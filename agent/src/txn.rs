@@ -262,6 +262,11 @@ pub async fn end_txn(ctx: &Ctx, req: EndTxnRequest) -> EndTxnResponse {
         Ok(TxnReply::Ended(marks)) => {
             // This agent's readers need not wait for the change feed.
             ctx.catalog.advance(&marks);
+            let outcome = if req.committed { "commit" } else { "abort" };
+            ctx.metrics
+                .transactions_ended
+                .get_or_create(&floe_common::metrics::OutcomeLabels { outcome })
+                .inc();
             Ok(())
         }
         other => Err(unexpected(other)),

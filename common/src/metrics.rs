@@ -87,6 +87,8 @@ pub struct Metrics {
     pub produce_duplicates: Counter,
     /// Idempotent producers' appends refused for their sequence or epoch.
     pub produce_sequence_errors: Counter,
+    /// Transactions ended through this agent, by outcome (`commit`, `abort`).
+    pub transactions_ended: Family<OutcomeLabels, Counter>,
     /// Bytes of record batches returned by Fetch.
     pub fetch_bytes: Counter,
     /// Object-store requests.
@@ -223,6 +225,7 @@ impl Metrics {
             wal_objects: Counter::default(),
             produce_duplicates: Counter::default(),
             produce_sequence_errors: Counter::default(),
+            transactions_ended: Family::default(),
             fetch_bytes: Counter::default(),
             object_requests: Family::default(),
             object_bytes: Family::default(),
@@ -315,6 +318,11 @@ impl Metrics {
             "produce_sequence_errors",
             "Idempotent producer appends refused for their sequence or epoch",
             m.produce_sequence_errors.clone(),
+        );
+        r.register(
+            "transactions_ended",
+            "Transactions ended by EndTxn through this agent, by outcome (commit, abort)",
+            m.transactions_ended.clone(),
         );
         r.register(
             "fetch_bytes",

@@ -12,10 +12,15 @@
 //! key's last (re-encoded with the same codec and offset span, see
 //! `floe_format::records::retain_records`) into `.clean` segments, swapped in as any segment.
 //!
+//! Transactions, as Kafka's cleaner: nothing at or past the last stable offset is cleaned
+//! (an open transaction's records must stay until its marker says what they are); records
+//! of aborted transactions are removed; committed transactional records are compacted like
+//! any others (their batches keep their transactional attributes); markers are kept.
+//!
 //! Simplifications, documented in docs/ARCHITECTURE.md: the key map covers the whole
 //! cleanable range in memory; a tombstone's age is its batch's largest timestamp (Kafka counts
-//! from when its segment was first cleaned); control and transactional batches are kept as
-//! they are (transactions are not built yet).
+//! from when its segment was first cleaned); markers stay for good (Kafka removes a marker
+//! once no record of its transaction is left and `delete.retention.ms` has passed).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,7 +28,7 @@ use bytes::{Bytes, BytesMut};
 use floe_format::records::{retain_records, Retained};
 use floe_format::segment::{SegmentBuilder, SegmentChunk};
 use floe_format::split_batches;
-use floe_metadata::{IndexEntry, TopicId};
+use floe_metadata::{AbortedTxn, IndexEntry, TopicId, TxnCall, TxnReply};
 use tracing::{error, warn};
 
 use crate::{Compactor, CompactorError};
@@ -81,7 +86,19 @@ pub struct CleanReport {
 struct Batch<'a> {
     base: i64,
     bytes: &'a [u8],
-    control_or_txn: bool,
+    /// A transaction marker (kept as it is).
+    control: bool,
+    /// Records of an aborted transaction (removed).
+    aborted: bool,
+}
+
+/// Whether a transactional batch of `producer_id` at `offset` belongs to an aborted
+/// transaction: a producer has one transaction open at a time, so its records between an
+/// aborted transaction's first offset and marker are that transaction's.
+fn is_aborted(aborted: &[AbortedTxn], producer_id: i64, offset: i64) -> bool {
+    aborted.iter().any(|a| {
+        a.producer_id == producer_id && a.first_offset <= offset && offset <= a.last_offset
+    })
 }
 
 /// The batches of an entry's bytes with their real offsets: stored in segments, derived from
@@ -89,6 +106,7 @@ struct Batch<'a> {
 fn batches<'a>(
     e: &IndexEntry,
     bytes: &'a [u8],
+    aborted: &[AbortedTxn],
 ) -> Result<Vec<Batch<'a>>, floe_format::FormatError> {
     let real = floe_format::keys::is_segment(&e.object_key);
     let mut base = e.base_offset;
@@ -100,10 +118,14 @@ fn batches<'a>(
         if real {
             base = b.header.base_offset;
         }
+        let control = b.header.is_control();
         out.push(Batch {
             base,
             bytes: &bytes[b.range.clone()],
-            control_or_txn: b.header.is_control() || b.header.is_transactional(),
+            control,
+            aborted: !control
+                && b.header.is_transactional()
+                && is_aborted(aborted, b.header.producer_id, base),
         });
         base += i64::from(b.header.last_offset_delta) + 1;
     }
@@ -199,10 +221,14 @@ impl Compactor {
         report: &mut CleanReport,
     ) -> Result<(), CompactorError> {
         let entries = self.entries_from(topic_id, partition, log_start).await?;
-        // Nothing younger than the minimum lag (an entry's largest timestamp counts).
+        let (stable, aborted) = self.transactions_of(topic_id, partition, log_start).await?;
+        // Nothing younger than the minimum lag (an entry's largest timestamp counts), and
+        // nothing an open transaction may still abort.
         let end = entries
             .iter()
-            .position(|e| e.max_timestamp_ms > now.saturating_sub(cfg.min_lag_ms))
+            .position(|e| {
+                e.max_timestamp_ms > now.saturating_sub(cfg.min_lag_ms) || e.last_offset >= stable
+            })
             .unwrap_or(entries.len());
         let cleanable = &entries[..end];
         // The log's last record always stays (it is its key's latest; even an expired
@@ -228,11 +254,11 @@ impl Compactor {
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         for e in cleanable {
             let data = self.read_entry(e).await?;
-            let parsed = match batches(e, &data) {
+            let parsed = match batches(e, &data, &aborted) {
                 Ok(b) => b,
                 Err(err) => return self.corrupt(e, &err.to_string()),
             };
-            for b in parsed.iter().filter(|b| !b.control_or_txn) {
+            for b in parsed.iter().filter(|b| !b.control && !b.aborted) {
                 let mut copy = b.bytes.to_vec();
                 copy[..8].copy_from_slice(&b.base.to_be_bytes());
                 let records = match floe_format::decode_records(&copy, MAX_DECODED) {
@@ -257,7 +283,7 @@ impl Compactor {
         let mut removed = 0u64;
         for e in cleanable {
             let data = self.read_entry(e).await?;
-            let parsed = match batches(e, &data) {
+            let parsed = match batches(e, &data, &aborted) {
                 Ok(b) => b,
                 Err(err) => return self.corrupt(e, &err.to_string()),
             };
@@ -265,12 +291,16 @@ impl Compactor {
             for b in parsed {
                 let mut copy = b.bytes.to_vec();
                 copy[..8].copy_from_slice(&b.base.to_be_bytes());
-                if b.control_or_txn {
+                if b.control {
                     out.extend_from_slice(&copy);
                     continue;
                 }
                 let header = floe_format::BatchHeader::parse(&copy)
                     .map_err(|err| CompactorError::Reply(err.to_string()))?;
+                if b.aborted {
+                    removed += u64::try_from(header.records_count).unwrap_or(0);
+                    continue;
+                }
                 let expired = header.max_timestamp < tombstones_before;
                 let mut dropped = 0u64;
                 let kept = retain_records(&copy, MAX_DECODED, |offset, r| {
@@ -325,6 +355,35 @@ impl Compactor {
         report.records_removed += removed;
         self.metrics.compactor_records_cleaned.inc_by(removed);
         Ok(())
+    }
+
+    /// The partition's last stable offset and its aborted transactions still in the log.
+    async fn transactions_of(
+        &self,
+        topic_id: TopicId,
+        partition: i32,
+        log_start: i64,
+    ) -> Result<(i64, Vec<AbortedTxn>), CompactorError> {
+        let call = TxnCall::Watermark {
+            topic_id,
+            partition,
+        };
+        let stable = match self.metadata.txn(call).await? {
+            TxnReply::Watermark(Some(m)) => m.last_stable_offset.unwrap_or(m.high_watermark),
+            // Deleted meanwhile: clean nothing.
+            TxnReply::Watermark(None) => log_start,
+            other => return Err(CompactorError::Reply(format!("{other:?}"))),
+        };
+        let call = TxnCall::Aborted {
+            topic_id,
+            partition,
+            from_offset: log_start,
+        };
+        let aborted = match self.metadata.txn(call).await? {
+            TxnReply::Aborted(a) => a,
+            other => return Err(CompactorError::Reply(format!("{other:?}"))),
+        };
+        Ok((stable, aborted))
     }
 
     fn corrupt(&self, e: &IndexEntry, what: &str) -> Result<(), CompactorError> {

@@ -139,6 +139,9 @@ pub struct ServiceSettings {
     /// Kafka's `producer.id.expiration.ms`: an idempotent producer idle this long is
     /// forgotten (checked hourly).
     pub producer_expiration: Duration,
+    /// Kafka's `transactional.id.expiration.ms`: a transactional id without an open
+    /// transaction and unused this long is forgotten (checked hourly).
+    pub transactional_id_expiration: Duration,
     /// This process's metadata API address (`http://10.0.0.5:9091`), where the others
     /// forward group calls when this process coordinates groups. Needed when several
     /// processes share a PostgreSQL database.
@@ -153,6 +156,7 @@ impl Default for ServiceSettings {
             advertise_url: None,
             agent_timeout: Duration::from_secs(6),
             producer_expiration: Duration::from_secs(24 * 3600),
+            transactional_id_expiration: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -312,7 +316,7 @@ impl MetadataService {
         self.changed.send_modify(|_| {});
     }
 
-    /// Forgets idle idempotent producers once an hour (every metadata process does it; the
+    /// Forgets idle idempotent producers and transactional ids once an hour (every metadata process does it; the
     /// deletes are idempotent).
     fn spawn_producer_expiry(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
@@ -327,6 +331,19 @@ impl MetadataService {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(states = n, "expired idle idempotent producers"),
                     Err(e) => tracing::warn!(error = %e, "expiring producers failed"),
+                }
+                let keep = i64::try_from(s.settings.transactional_id_expiration.as_millis())
+                    .unwrap_or(i64::MAX);
+                let call = TxnCall::ExpireIds {
+                    idle_before_ms: (s.now_ms)().saturating_sub(keep),
+                };
+                match s.txn(call).await {
+                    Ok(TxnReply::Count(0)) => {}
+                    Ok(TxnReply::Count(n)) => {
+                        tracing::info!(ids = n, "expired idle transactional ids")
+                    }
+                    Ok(other) => tracing::warn!(reply = ?other, "unexpected expiry reply"),
+                    Err(e) => tracing::warn!(error = %e, "expiring transactional ids failed"),
                 }
             }
         });

@@ -424,6 +424,26 @@ pub enum TxnCall {
         /// Lowest marker offset of interest (the log start offset, usually).
         from_offset: i64,
     },
+    /// Forgets transactional ids without an open transaction, unused since before
+    /// `idle_before_ms` (Kafka's `transactional.id.expiration.ms`); answered with `Count`.
+    ExpireIds {
+        /// Last use before which an id is forgotten.
+        idle_before_ms: i64,
+    },
+    /// A partition's watermarks with its last stable offset (the compactor cleans only
+    /// below it); answered with `Watermark`.
+    Watermark {
+        /// Topic.
+        topic_id: TopicId,
+        /// Partition.
+        partition: i32,
+    },
+    /// The partitions of a group with offsets in an open transaction (KIP-447: OffsetFetch
+    /// with `require_stable`); answered with `Pending`.
+    PendingOffsets {
+        /// The group.
+        group_id: String,
+    },
     /// DescribeTransactions; answered with `Described`.
     Describe {
         /// Transactional ids.
@@ -525,6 +545,12 @@ pub enum TxnReply {
     Described(Vec<TxnDescription>),
     /// Producers of a partition.
     Producers(Vec<ProducerListing>),
+    /// Partitions with offsets awaiting a transaction's end.
+    Pending(Vec<(TopicId, i32)>),
+    /// A partition's watermarks (`None`: unknown partition).
+    Watermark(Option<PartitionWatermark>),
+    /// Rows affected.
+    Count(u64),
     /// The call was refused.
     Refused(TxnRefusal),
 }

@@ -69,8 +69,10 @@ def compact_string(s: str) -> bytes:
 
 # ---------------------------------------------------------------- record batch v2
 def record_batch(records: list[tuple[bytes | None, bytes | None]], base_ts: int = 1_700_000_000_000,
-                 corrupt_crc: bool = False) -> bytes:
-    """An uncompressed magic-2 record batch; baseOffset 0, no producer id."""
+                 corrupt_crc: bool = False,
+                 producer: tuple[int, int, int] = (-1, -1, -1)) -> bytes:
+    """An uncompressed magic-2 record batch; baseOffset 0; `producer` is the idempotent
+    producer's (id, epoch, base sequence), none by default."""
     body = bytearray()
     for i, (k, v) in enumerate(records):
         rec = bytearray()
@@ -82,7 +84,8 @@ def record_batch(records: list[tuple[bytes | None, bytes | None]], base_ts: int 
         rec += zigzag_varint(0)             # headers
         body += zigzag_varint(len(rec)) + rec
     n = len(records)
-    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_ts, base_ts + n - 1, -1, -1, -1, n) \
+    pid, epoch, seq = producer
+    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_ts, base_ts + n - 1, pid, epoch, seq, n) \
         + bytes(body)
     crc = crc32c(after_crc)
     if corrupt_crc:
@@ -110,6 +113,11 @@ def api_versions_flexible(version: int, correlation_id: int = 1) -> bytes:
     """ApiVersions v3+ shape: header v2 and compact-string body."""
     body = compact_string("floe-e2e") + compact_string("1.0") + b"\x00"
     return frame(18, version, correlation_id, body, flexible_header=True)
+
+
+def init_producer_id_v0(correlation_id: int = 3) -> bytes:
+    """InitProducerId v0 for an idempotent (non-transactional) producer."""
+    return frame(22, 0, correlation_id, kstring(None) + struct.pack(">i", 60000))
 
 
 def produce_v3(topic: str, partition: int, batch: bytes, acks: int = -1,
@@ -150,6 +158,12 @@ def parse_api_versions_v0(resp: bytes) -> tuple[int, int, dict[int, tuple[int, i
         k, lo, hi = r.take("hhh")
         keys[k] = (lo, hi)
     return corr, err, keys
+
+
+def parse_init_producer_id_v0(resp: bytes) -> tuple[int, int, int, int]:
+    """(correlation_id, error_code, producer_id, producer_epoch)."""
+    corr, _throttle, err, pid, epoch = Reader(resp).take("iihqh")
+    return corr, err, pid, epoch
 
 
 def parse_produce_v3(resp: bytes) -> tuple[int, list[tuple[str, int, int, int]]]:

@@ -323,3 +323,60 @@ def test_compacted_topic_keeps_each_keys_latest_value(cluster):
     p.produce("cmpt", key=b"more", value=b"v", on_delivery=done)
     assert p.flush(30) == 0
     assert offsets[b"more"][0] == hw
+
+
+def test_compacted_topic_drops_aborted_records_and_keeps_markers(cluster):
+    """Transactions on a compacted topic, as Kafka's cleaner: aborted records go, committed
+    transactional records are compacted like any others, markers stay at their offsets, and
+    an open transaction's records are not touched until it ends."""
+    b = cluster.bootstrap
+    create_topic(b, "cmptx", config={"cleanup.policy": "compact"})
+    p = Producer({"bootstrap.servers": b, "transactional.id": "cmptx", "linger.ms": 5})
+    p.init_transactions(30)
+    offsets = {}
+
+    def done(err, msg):
+        assert err is None, err
+        offsets[msg.value()] = msg.offset()
+
+    def txn(values, commit):
+        p.begin_transaction()
+        for k, v in values:
+            p.produce("cmptx", key=k, value=v, partition=0, on_delivery=done)
+        p.flush(30)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+
+    txn([(b"a", b"a1"), (b"b", b"b1")], True)            # 0, 1; marker 2
+    txn([(b"a", b"a-aborted"), (b"c", b"c-aborted")], False)  # 3, 4; marker 5
+    txn([(b"a", b"a2")], True)                            # 6; marker 7
+    # An open transaction at the end: the cleaner must leave it alone.
+    p.begin_transaction()
+    p.produce("cmptx", key=b"b", value=b"b-open", partition=0, on_delivery=done)
+    p.flush(30)
+    assert offsets[b"b-open"] == 8
+    comp = cluster.add_compactor(["--compactor-segment-delay-ms", "0"])
+    # a1 (superseded by a2) and both aborted records: 3 records cleaned.
+    until("cleaning", lambda: compactor_metric(comp, "floe_compactor_records_cleaned_total") >= 3)
+
+    fresh = cluster.add_agent(zone="zone-t")
+
+    def read(isolation, until_offset):
+        c = Consumer({"bootstrap.servers": fresh.bootstrap, "group.id": f"r-{time.time()}",
+                      "enable.auto.commit": False, "isolation.level": isolation})
+        c.assign([TopicPartition("cmptx", 0, OFFSET_BEGINNING)])
+        got, deadline = [], time.monotonic() + 30
+        while time.monotonic() < deadline and (not got or got[-1][0] < until_offset):
+            for m in c.consume(100, 0.2):
+                assert not m.error(), m.error()
+                got.append((m.offset(), m.value()))
+        c.close()
+        return got
+
+    # read_uncommitted sees what is left: b1, a2 and the still-open transaction's record;
+    # the aborted records are gone and the offsets keep their gaps.
+    assert read("read_uncommitted", 8) == [(1, b"b1"), (6, b"a2"), (8, b"b-open")]
+    p.commit_transaction(30)  # marker 9
+    assert read("read_committed", 8) == [(1, b"b1"), (6, b"a2"), (8, b"b-open")]
+    # The markers are still in the log: the high watermark counts them and a read of the
+    # raw log from the last record ends at the last marker.
+    assert watermarks(b, "cmptx", 0) == (0, 10)

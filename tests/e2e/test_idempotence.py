@@ -6,15 +6,16 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import kwire
 from kafka_util import create_topic
 
 
-def _produce_idempotent(bootstrap, topic, n, partitions, during=None):
+def _produce_idempotent(bootstrap, topic, n, partitions, during=None, **conf):
     """Produces `n` values round-robin over `partitions`; calls `during()` halfway. Returns
     the delivery reports as {partition: [(offset, value)]}."""
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                   "linger.ms": 5, "message.timeout.ms": 90000,
-                  "retry.backoff.ms": 200, "socket.timeout.ms": 10000})
+                  "retry.backoff.ms": 200, "socket.timeout.ms": 10000, **conf})
     reports, errors = {}, []
 
     def on_delivery(err, msg):
@@ -88,3 +89,38 @@ def test_idempotent_producer_survives_an_agent_kill(cluster):
 
     _produce_idempotent(cluster.bootstrap, "idem-kill", 2000, 2, during=kill_and_restart)
     _check_exactly_once(_consume_all(cluster.bootstrap, "idem-kill", 2, 2000), 2000, 2)
+
+
+def test_20000_records_with_5_requests_in_flight_arrive_once_in_order(playground):
+    create_topic(playground.bootstrap, "idem-20k", partitions=3)
+    reports = _produce_idempotent(playground.bootstrap, "idem-20k", 20000, 3,
+                                  **{"max.in.flight.requests.per.connection": 5,
+                                     "linger.ms": 1, "batch.num.messages": 100})
+    for p, r in reports.items():
+        assert [o for o, _ in r] == list(range(len(r))), f"partition {p} delivery offsets"
+    _check_exactly_once(_consume_all(playground.bootstrap, "idem-20k", 3, 20000), 20000, 3)
+
+
+def test_a_replayed_produce_request_is_stored_once(playground):
+    """A captured idempotent ProduceRequest sent again (each time on a new connection, as a
+    retry after a lost reply would be) gets the original offset and adds nothing."""
+    b = playground.bootstrap
+    create_topic(b, "replay", partitions=1)
+    _, err, pid, epoch = kwire.parse_init_producer_id_v0(
+        kwire.roundtrip(b, kwire.init_producer_id_v0()))
+    assert err == 0 and pid >= 0
+    first = kwire.produce_v3("replay", 0, kwire.record_batch(
+        [(b"k%d" % i, b"a%d" % i) for i in range(5)], producer=(pid, epoch, 0)))
+    second = kwire.produce_v3("replay", 0, kwire.record_batch(
+        [(b"k%d" % i, b"b%d" % i) for i in range(3)], producer=(pid, epoch, 5)))
+    answers = [kwire.parse_produce_v3(kwire.roundtrip(b, req))[1][0]
+               for req in (first, first, second, first, second, first)]
+    assert [(err, base) for _, _, err, base in answers] == \
+        [(0, 0), (0, 0), (0, 5), (0, 0), (0, 5), (0, 0)]
+    # A gap in the sequence is refused (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    gap = kwire.produce_v3("replay", 0, kwire.record_batch(
+        [(b"k", b"gap")], producer=(pid, epoch, 42)))
+    assert kwire.parse_produce_v3(kwire.roundtrip(b, gap))[1][0][2] == 45
+    got = _consume_all(b, "replay", 1, 8)
+    assert [v for _, v in got[0]] == [b"a%d" % i for i in range(5)] + \
+        [b"b%d" % i for i in range(3)]

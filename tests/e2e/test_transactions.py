@@ -14,7 +14,8 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from kafka_util import create_topic
+from conftest import http_get
+from kafka_util import create_topic, metric_sum
 
 
 def txn_producer(bootstrap, txn_id, **extra):
@@ -73,6 +74,9 @@ def test_commit_abort_commit_offsets_and_isolation(playground):
     lo, hi = c.get_watermark_offsets(TopicPartition("txn-basic", 0), timeout=10)
     c.close()
     assert (lo, hi) == (0, 33), "the markers take offsets 10, 21 and 32"
+    _, body = http_get(playground.admin_url + "/metrics")
+    assert metric_sum(body, "floe_transactions_ended_total", outcome="commit") == 2
+    assert metric_sum(body, "floe_transactions_ended_total", outcome="abort") == 1
 
 
 def test_read_committed_waits_for_the_open_transaction(playground):
@@ -272,3 +276,31 @@ def test_randomized_transactions_checker(playground):
             mine = [int(v.split(b":")[1]) for p, _, v in got
                     if p == part and v.startswith(tid.encode() + b":")]
             assert mine == sorted(mine), f"{tid} out of order in partition {part}"
+
+
+def test_offsets_in_an_open_transaction_are_unstable_until_it_commits(playground):
+    """KIP-447: a read_committed consumer asks for stable offsets (require_stable) and gets
+    UNSTABLE_OFFSET_COMMIT, retrying, while a transaction holds its group's offsets; once
+    the transaction commits it sees them. A read_uncommitted one sees the old offsets."""
+    b = playground.bootstrap
+    create_topic(b, "txn-stable", partitions=1)
+    group = Consumer({"bootstrap.servers": b, "group.id": "stable-g"})
+    p = txn_producer(b, "stable")
+    p.begin_transaction()
+    p.produce("txn-stable", value=b"x", partition=0)
+    p.send_offsets_to_transaction([TopicPartition("txn-stable", 0, 17)],
+                                  group.consumer_group_metadata(), 30)
+    p.flush(30)
+    tp = [TopicPartition("txn-stable", 0)]
+    loose = Consumer({"bootstrap.servers": b, "group.id": "stable-g",
+                      "isolation.level": "read_uncommitted"})
+    assert loose.committed(tp, timeout=10)[0].offset < 0, "nothing committed yet"
+    strict = Consumer({"bootstrap.servers": b, "group.id": "stable-g",
+                       "isolation.level": "read_committed"})
+    with pytest.raises(KafkaException):
+        strict.committed(tp, timeout=3)
+    p.commit_transaction(30)
+    assert strict.committed(tp, timeout=10)[0].offset == 17
+    assert loose.committed(tp, timeout=10)[0].offset == 17
+    for c in (group, loose, strict):
+        c.close()

@@ -1850,4 +1850,28 @@ async fn transactions_commit_abort_fence_and_time_out<H: Harness>() {
         txn(s, call, NOW).await.0,
         TxnReply::Refused(TxnRefusal::InvalidTransactionTimeout)
     );
+
+    // transactional.id.expiration.ms: ids without an open transaction, idle long enough.
+    let (p4, _) = init(s, "busy", 60_000, None).await;
+    let add4 = TxnCall::AddPartitions {
+        producer: txp("busy", p4, 0),
+        partitions: vec![(t.id, 0)],
+    };
+    txn(s, add4, NOW).await;
+    let expire = TxnCall::ExpireIds {
+        idle_before_ms: NOW + 2_000,
+    };
+    assert_eq!(txn(s, expire, NOW).await.0, TxnReply::Count(2));
+    let TxnReply::Described(left) = txn(s, TxnCall::List, NOW).await.0 else {
+        panic!("list")
+    };
+    assert_eq!(
+        left.iter()
+            .map(|d| d.transactional_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["busy"],
+        "the open transaction keeps its id"
+    );
+    let (pid5, epoch5) = init(s, "tx", 60_000, None).await;
+    assert!(pid5 != pid && epoch5 == 0, "an expired id starts afresh");
 }

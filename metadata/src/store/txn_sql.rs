@@ -647,6 +647,42 @@ macro_rules! txn_ops {
                     describe(c, Some(transactional_ids)).await?
                 }
                 TxnCall::List => describe(c, None).await?,
+                TxnCall::Watermark {
+                    topic_id,
+                    partition,
+                } => TxnReply::Watermark(marks(c, &[(*topic_id, *partition)]).await?.pop()),
+                TxnCall::ExpireIds { idle_before_ms } => {
+                    // The producer ids go with their transactional ids; an open transaction
+                    // keeps its id (the timeout sweep ends it first).
+                    sqlx::query(q(
+                        "DELETE FROM producers WHERE transactional_id IN
+                             (SELECT transactional_id FROM transactions
+                              WHERE state <> 'ongoing' AND updated_at_ms < $1)",
+                    ))
+                    .bind(idle_before_ms)
+                    .execute(&mut *c)
+                    .await?;
+                    let gone = sqlx::query(q(
+                        "DELETE FROM transactions
+                         WHERE state <> 'ongoing' AND updated_at_ms < $1",
+                    ))
+                    .bind(idle_before_ms)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                    TxnReply::Count(gone)
+                }
+                TxnCall::PendingOffsets { group_id } => {
+                    // Rows exist only while their transaction is open.
+                    let rows: Vec<(Uuid, i32)> = sqlx::query_as(q(
+                        "SELECT DISTINCT topic_id, partition FROM transaction_offsets
+                         WHERE group_id = $1",
+                    ))
+                    .bind(group_id)
+                    .fetch_all(&mut *c)
+                    .await?;
+                    TxnReply::Pending(rows)
+                }
                 TxnCall::Producers {
                     topic_id,
                     partition,

@@ -12,6 +12,12 @@ all started here, against an S3-compatible server; stock clients (confluent-kafk
    object counts.
 4. Reads the whole history again through another fresh reader agent: GETs from segments.
 
+With `--steady-seconds S`, instead: steady-state write amplification. A compactor runs from
+the start (pass every `--steady-interval-ms`, segment delay `--steady-delay-ms`, default
+32 MiB segments) while a producer writes `--steady-kib-per-sec` into `--partitions`
+partitions for S seconds; once the compactor has folded everything, prints segment bytes
+written / WAL bytes, and the segments per partition left.
+
 Figures only: nothing here asserts a speed.
 
   .venv/bin/python bench/compaction_bench.py --floe /work/target-cost/release/floe \
@@ -19,10 +25,13 @@ Figures only: nothing here asserts a speed.
       --s3-endpoint http://127.0.0.1:25900 --bucket floe-test --mib 512
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -71,13 +80,17 @@ def main():
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--steady-seconds", type=float, default=0)
+    ap.add_argument("--steady-kib-per-sec", type=float, default=1024)
+    ap.add_argument("--steady-interval-ms", type=int, default=2000)
+    ap.add_argument("--steady-delay-ms", type=int, default=5000)
     a = ap.parse_args()
     for k, v in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y"),
                  ("AWS_REGION", "us-east-1")):
         os.environ.setdefault(k, v)
     procs = Procs(a.floe, tempfile.mkdtemp(prefix="cbench-"))
     try:
-        run(a, procs)
+        (steady if a.steady_seconds > 0 else run)(a, procs)
     finally:
         procs.stop()
 
@@ -148,6 +161,83 @@ def run(a, procs):
           f"{wal_deleted:.0f}")
 
     reads(procs, a, md_port, prefix, topic, n, "segments", 4)
+
+
+def steady(a, procs):
+    md_port, md_admin = free_port(), free_port()
+    procs.start("metadata", ["metadata", "--database-url", a.database_url, "--listen",
+                             f"127.0.0.1:{md_port}", "--admin-listen", f"127.0.0.1:{md_admin}"])
+    wait_ready(f"127.0.0.1:{md_admin}")
+    prefix = f"cbench-{uuid.uuid4().hex[:8]}"
+    writer, writer_admin = agent(procs, a, md_port, prefix, 1, "w")
+    c_admin = f"127.0.0.1:{free_port()}"
+    procs.start("compactor", [
+        "compactor", "--metadata-url", f"http://127.0.0.1:{md_port}",
+        "--object-store", f"s3://{a.bucket}/{prefix}", "--s3-endpoint", a.s3_endpoint,
+        "--admin-listen", c_admin, "--compactor-interval-ms", str(a.steady_interval_ms),
+        "--compactor-grace-ms", "1000", "--compactor-segment-delay-ms", str(a.steady_delay_ms),
+        "--compactor-orphan-interval-ms", "3600000"])
+    wait_ready(c_admin)
+    topic = f"steady-{uuid.uuid4().hex[:6]}"
+    adm = AdminClient({"bootstrap.servers": writer})
+    for f in adm.create_topics([NewTopic(topic, a.partitions, 1)]).values():
+        f.result()
+    p = Producer({"bootstrap.servers": writer, "linger.ms": 20})
+    payload = os.urandom(a.size)
+    rate = a.steady_kib_per_sec * 1024 / a.size
+    t0, sent = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - t0) < a.steady_seconds:
+        while sent < elapsed * rate:
+            p.produce(topic, value=payload, partition=sent % a.partitions)
+            sent += 1
+        p.poll(0.01)
+    p.flush(60)
+    w = scrape(writer_admin)
+    wal_bytes = summed(w, "floe_object_store_bytes_total", 'op="put"', 'purpose="wal"')
+    # Folded once the last WAL chunks are past the delay and a pass has run.
+    deadline = time.perf_counter() + a.steady_delay_ms / 1000 + 600
+    while time.perf_counter() < deadline:
+        time.sleep(a.steady_interval_ms / 1000)
+        m = scrape(c_admin)
+        if m.get("floe_compactor_backlog_bytes", 1) == 0 and \
+                time.perf_counter() - t0 > a.steady_seconds + a.steady_delay_ms / 1000 + \
+                2 * a.steady_interval_ms / 1000:
+            break
+    m = scrape(c_admin)
+    seg_bytes = m.get("floe_compactor_segment_bytes_total", 0)
+    segments = m.get("floe_compactor_segments_total", 0)
+    passes = summed(m, "floe_compactor_passes_total")
+    c = Consumer({"bootstrap.servers": writer, "group.id": uuid.uuid4().hex})
+    left = []
+    for part in range(a.partitions):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+        left.append(hi - lo)
+    c.close()
+    print(f"steady: {sent} records ({sent * a.size / 2**20:.1f} MiB) in {a.steady_seconds:.0f} s "
+          f"into {a.partitions} partitions ({a.steady_kib_per_sec / a.partitions:.0f} KiB/s "
+          f"each); WAL bytes {wal_bytes / 2**20:.1f} MiB; {passes:.0f} compactor passes; "
+          f"{segments:.0f} segments written, {seg_bytes / 2**20:.1f} MiB; write amplification "
+          f"{seg_bytes / wal_bytes:.2f} (segment bytes written / WAL bytes); records per "
+          f"partition {left}")
+    print("segments per partition (sizes in MiB):", segment_sizes(md_port, topic))
+
+
+def segment_sizes(md_port, topic):
+    """Each partition's segment objects and their sizes, from the metadata HTTP API."""
+    base = f"http://127.0.0.1:{md_port}"
+    topics = json.loads(urllib.request.urlopen(f"{base}/v1/topics", timeout=10).read())
+    info = next(t for t in topics if t["name"] == topic)
+    out = {}
+    for p in info["partitions"]:
+        q = urllib.parse.urlencode({"topic_id": info["id"], "partition": p["partition"],
+                                    "from_offset": 0, "max_entries": 10000})
+        rows = json.loads(urllib.request.urlopen(f"{base}/v1/index?{q}", timeout=10).read())
+        sizes = {}
+        for r in rows:
+            if r["object_key"].startswith("seg/"):
+                sizes[r["object_key"]] = r["object_size"]
+        out[p["partition"]] = [round(v / 2**20, 1) for v in sizes.values()]
+    return out
 
 
 def reads(procs, a, md_port, prefix, topic, n, source, node):

@@ -17,15 +17,23 @@
 //! of aborted transactions are removed; committed transactional records are compacted like
 //! any others (their batches keep their transactional attributes); markers are kept.
 //!
+//! Tombstones, as Kafka since KIP-534: the first cleaning that keeps a batch's tombstones
+//! stamps the batch with a delete horizon (cleaning time + `delete.retention.ms`, attribute
+//! bit 6, see `floe_format::records::set_delete_horizon`); a later cleaning after the horizon
+//! removes them. So a consumer has `delete.retention.ms` to see a tombstone however old its
+//! producer timestamp (replayed or mirrored data), and a cleaned segment's key carries its
+//! earliest horizon (`floe_format::keys`), which makes the partition due once it passes even
+//! when nothing new was written.
+//!
 //! Simplifications, documented in docs/ARCHITECTURE.md: the key map covers the whole
-//! cleanable range in memory; a tombstone's age is its batch's largest timestamp (Kafka counts
-//! from when its segment was first cleaned); markers stay for good (Kafka removes a marker
-//! once no record of its transaction is left and `delete.retention.ms` has passed).
+//! cleanable range in memory; markers stay for good (Kafka removes a marker once no record
+//! of its transaction is left and its delete horizon has passed).
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Bytes, BytesMut};
-use floe_format::records::{retain_records, Retained};
+use floe_format::keys;
+use floe_format::records::{retain_records, set_delete_horizon, Retained};
 use floe_format::segment::{SegmentBuilder, SegmentChunk};
 use floe_format::split_batches;
 use floe_metadata::{AbortedTxn, IndexEntry, TopicId, TxnCall, TxnReply};
@@ -237,17 +245,20 @@ impl Compactor {
         let last_offset = high_watermark - 1;
         let clean_len = cleanable
             .iter()
-            .take_while(|e| e.object_key.ends_with(".clean"))
+            .take_while(|e| keys::is_cleaned(&e.object_key))
             .count();
+        // Tombstones kept by an earlier cleaning whose delete horizon has passed.
+        let horizon_passed = cleanable[..clean_len]
+            .iter()
+            .any(|e| keys::delete_horizon_ms(&e.object_key).is_some_and(|h| h <= now));
         let dirty = &cleanable[clean_len..];
-        let Some(first_dirty) = dirty.first() else {
-            return Ok(());
-        };
         let bytes = |es: &[IndexEntry]| es.iter().map(|e| e.byte_len.max(0) as f64).sum::<f64>();
         let ratio = bytes(dirty) / bytes(cleanable).max(1.0);
-        let overdue = first_dirty.first_timestamp_ms >= 0
-            && first_dirty.first_timestamp_ms < now.saturating_sub(cfg.max_lag_ms);
-        if ratio < cfg.dirty_ratio && !overdue {
+        let overdue = dirty.first().is_some_and(|d| {
+            d.first_timestamp_ms >= 0 && d.first_timestamp_ms < now.saturating_sub(cfg.max_lag_ms)
+        });
+        let due = (!dirty.is_empty() && ratio >= cfg.dirty_ratio) || overdue || horizon_passed;
+        if !due {
             return Ok(());
         }
         // Pass 1: each key's last offset in the cleanable range.
@@ -276,7 +287,9 @@ impl Compactor {
             }
         }
         // Pass 2: rewrite, in segments of about the target size.
-        let tombstones_before = now.saturating_sub(cfg.delete_retention_ms);
+        let new_horizon = now.saturating_add(cfg.delete_retention_ms);
+        // The earliest delete horizon of the tombstones kept in the segment being built.
+        let mut horizon: Option<i64> = None;
         let mut group: Vec<IndexEntry> = Vec::new();
         let mut chunks: Vec<SegmentChunk> = Vec::new();
         let mut builder = SegmentBuilder::new(*topic_id.as_bytes(), partition);
@@ -301,8 +314,10 @@ impl Compactor {
                     removed += u64::try_from(header.records_count).unwrap_or(0);
                     continue;
                 }
-                let expired = header.max_timestamp < tombstones_before;
+                let expired = header.delete_horizon_ms().is_some_and(|h| h <= now);
                 let mut dropped = 0u64;
+                // Tombstones kept that a later cleaning will remove.
+                let mut tombstones = 0u64;
                 let kept = retain_records(&copy, MAX_DECODED, |offset, r| {
                     let keep = match &r.key {
                         // Keyless records cannot be compacted (produce refuses them; older
@@ -314,15 +329,30 @@ impl Compactor {
                         }
                     };
                     dropped += u64::from(!keep);
+                    tombstones +=
+                        u64::from(keep && !expired && r.key.is_some() && r.value.is_none());
                     keep
                 });
-                match kept {
-                    Ok(Retained::All) => out.extend_from_slice(&copy),
-                    Ok(Retained::Some(b)) => out.extend_from_slice(&b),
-                    Ok(Retained::None) => {}
-                    Err(err) => return self.corrupt(e, &err.to_string()),
-                }
                 removed += dropped;
+                let kept = match kept {
+                    Ok(Retained::All) => Bytes::from(copy),
+                    Ok(Retained::Some(b)) => b,
+                    Ok(Retained::None) => continue,
+                    Err(err) => return self.corrupt(e, &err.to_string()),
+                };
+                if tombstones == 0 {
+                    out.extend_from_slice(&kept);
+                    continue;
+                }
+                let (kept, h) = match header.delete_horizon_ms() {
+                    Some(h) => (kept, h),
+                    None => match set_delete_horizon(&kept, MAX_DECODED, new_horizon) {
+                        Ok(b) => (b, new_horizon),
+                        Err(err) => return self.corrupt(e, &err.to_string()),
+                    },
+                };
+                horizon = Some(horizon.map_or(h, |o| o.min(h)));
+                out.extend_from_slice(&kept);
             }
             match builder.append_sparse(&out, e.base_offset, e.last_offset) {
                 Ok(c) => chunks.push(c),
@@ -334,8 +364,9 @@ impl Compactor {
                     &mut builder,
                     SegmentBuilder::new(*topic_id.as_bytes(), partition),
                 );
+                let kind = keys::cleaned_kind(horizon.take());
                 let swapped = self
-                    .swap_in(topic_id, partition, full, &group, &chunks, "clean")
+                    .swap_in(topic_id, partition, full, &group, &chunks, &kind)
                     .await?;
                 group.clear();
                 chunks.clear();
@@ -344,9 +375,10 @@ impl Compactor {
                 }
             }
         }
+        let kind = keys::cleaned_kind(horizon);
         if !group.is_empty()
             && !self
-                .swap_in(topic_id, partition, builder, &group, &chunks, "clean")
+                .swap_in(topic_id, partition, builder, &group, &chunks, &kind)
                 .await?
         {
             return Ok(());

@@ -110,7 +110,7 @@ impl Compactor {
                     is_wal && keys::wal_written_at_ms(&e.object_key).is_none_or(|t| t < old_before);
                 // Cleaned segments of compacted topics are the cleaner's to rewrite.
                 let small_segment = keys::is_segment(&e.object_key)
-                    && !e.object_key.ends_with(".clean")
+                    && !keys::is_cleaned(&e.object_key)
                     && (e.object_size as u64) < target / 2;
                 if is_wal && !old_wal {
                     // The tail: too young to fold; everything after it is younger still.
@@ -142,7 +142,8 @@ impl Compactor {
 
     /// Writes `run` as one segment and swaps it in. A run worth nothing (no WAL chunk, and
     /// the rows of one segment object alone) is left as it is: rewriting it would produce the
-    /// same segment again, pass after pass.
+    /// same segment again, pass after pass. Leading small segments larger than what follows
+    /// them stay out of the run (see [`tiered`]).
     async fn flush(
         &self,
         topic_id: TopicId,
@@ -150,6 +151,7 @@ impl Compactor {
         run: Vec<IndexEntry>,
         report: &mut SegmentReport,
     ) -> Result<(), CompactorError> {
+        let run = tiered(run);
         let wal_bytes: u64 = run
             .iter()
             .filter(|e| keys::is_wal(&e.object_key))
@@ -210,7 +212,8 @@ impl Compactor {
     /// Uploads a segment replacing the index entries `replaced` (built from them into
     /// `chunks`) and swaps it in; false when the entries changed meanwhile (DeleteRecords,
     /// retention, a deleted topic, another pass): the segment, then unreferenced, is deleted
-    /// at once rather than left to the orphan scan. `kind` ends the key (`seg`, `clean`).
+    /// at once rather than left to the orphan scan. `kind` ends the key (`seg`, or
+    /// [`keys::cleaned_kind`]).
     pub(crate) async fn swap_in(
         &self,
         topic_id: TopicId,
@@ -254,6 +257,35 @@ impl Compactor {
             other => Err(CompactorError::Reply(format!("{other:?}"))),
         }
     }
+}
+
+/// The part of a run worth rewriting: a leading small segment is rewritten only together with
+/// at least as many bytes after it. Without this rule a slow partition's tail segment would be
+/// copied on every pass until it reached half the target size (a partition adding 1/50 of that
+/// per pass would write each byte about 25 times); with it segments merge like a binary
+/// counter, each byte rewritten about log2(target / bytes per pass) times, and a partition
+/// keeps at most that many small segments.
+fn tiered(mut run: Vec<IndexEntry>) -> Vec<IndexEntry> {
+    let len = |e: &IndexEntry| e.byte_len.max(0) as u64;
+    let mut rest: u64 = run.iter().map(len).sum();
+    let mut skip = 0;
+    while let Some(first) = run.get(skip) {
+        if !keys::is_segment(&first.object_key) {
+            break;
+        }
+        // A segment of several index rows counts (and stays out) as a whole.
+        let rows = run[skip..]
+            .iter()
+            .take_while(|e| e.object_key == first.object_key)
+            .count();
+        let own: u64 = run[skip..skip + rows].iter().map(len).sum();
+        if own <= rest - own {
+            break;
+        }
+        rest -= own;
+        skip += rows;
+    }
+    run.split_off(skip)
 }
 
 /// Index rows into a segment: consecutive chunks merged up to about [`ROW_BYTES`].

@@ -49,6 +49,11 @@ async fn world() -> World {
 /// A compactor; every one made here holds the lease under the same name, as one process
 /// changing its settings would.
 fn compactor(w: &World, grace_ms: u64) -> Compactor {
+    compactor_at(w, grace_ms, Arc::new(SystemClock))
+}
+
+/// [`compactor`] reading time from `clock`.
+fn compactor_at(w: &World, grace_ms: u64, clock: Arc<dyn Clock>) -> Compactor {
     let mut c = Compactor::new(
         w.metadata.clone(),
         w.objects.clone(),
@@ -59,7 +64,7 @@ fn compactor(w: &World, grace_ms: u64) -> Compactor {
             orphan_interval: Duration::from_millis(100),
             ..CompactorSettings::default()
         },
-        Arc::new(SystemClock),
+        clock,
     );
     c.instance = "test".into();
     c
@@ -435,6 +440,34 @@ mod folding {
     }
 
     #[tokio::test]
+    async fn a_slow_partitions_segments_merge_like_a_binary_counter() {
+        let w = world().await;
+        let t = topic(&w, "t", &[]).await;
+        let old = SystemClock.now_ms() - 3_600_000;
+        let c = folding_compactor(&w, 60_000);
+        let chunk_len = chunk(0, 10).len() as u64;
+        let mut written = 0;
+        for i in 0..8u8 {
+            // One small chunk per pass, as a partition with little traffic gets.
+            commit_wal(
+                &w,
+                &format!("wal/000{i}/1-{old}-{i}.wal"),
+                &[(t, 0, chunk(i, 10))],
+            )
+            .await;
+            let before = read_all(&w, t, 0).await.0;
+            let report = c.run_once(false).await.expect("pass");
+            written += report.segments.bytes;
+            assert_eq!(read_all(&w, t, 0).await.0, before, "pass {i}");
+        }
+        // Segments of 1, 2, 1, 4, 1, 2, 1 and 8 chunks: 20 chunks' bytes written for 8 (a
+        // rewrite of the tail segment on every pass would write 1 + 2 + ... + 8 = 36).
+        assert_eq!(written, 20 * chunk_len);
+        let keys = read_all(&w, t, 0).await.1;
+        assert_eq!(keys.len(), 1, "one segment of all 8 chunks: {keys:?}");
+    }
+
+    #[tokio::test]
     async fn a_corrupt_chunk_is_reported_and_never_folded_or_deleted() {
         let w = world().await;
         let t = topic(&w, "t", &[]).await;
@@ -611,16 +644,19 @@ mod cleaning {
         assert_eq!(last, 1);
         want.insert("k4".into(), (offset, Some("r5".into())));
         let before = records(&w, t).await;
-        let mut c = compactor(&w, 60_000);
+        let clock = ManualClock::at(now);
+        let mut c = compactor_at(&w, 60_000, clock.clone());
         c.settings.segment_delay = Duration::from_secs(60);
         let report = c.run_once(false).await.expect("pass");
         assert_eq!(report.cleaned.partitions, 1, "{report:?}");
         let after = records(&w, t).await;
-        // k1's tombstone is older than delete.retention.ms: gone with every k1 record. k2's is
-        // recent: it stays. Every other key keeps its latest value, at its original offset.
-        want.remove("k1");
-        let mut expected: Vec<(i64, String, Option<String>)> =
-            want.into_iter().map(|(k, (o, v))| (o, k, v)).collect();
+        // Every key keeps its latest record at its original offset, tombstones included: k1's
+        // was produced an hour ago, more than delete.retention.ms, but a consumer gets
+        // delete.retention.ms from this first cleaning to see it (KIP-534).
+        let mut expected: Vec<(i64, String, Option<String>)> = want
+            .iter()
+            .map(|(k, (o, v))| (*o, k.clone(), v.clone()))
+            .collect();
         expected.sort();
         assert_eq!(after, expected, "before: {before:?}");
         assert!(after.len() < before.len() / 3);
@@ -628,11 +664,87 @@ mod cleaning {
             report.cleaned.records_removed as usize,
             before.len() - after.len()
         );
-        // The high watermark did not move and nothing is left to clean.
+        // The tombstones' batches carry the horizon; the segment's key says when it is due.
+        let horizon = now + 60_000;
+        let entries = w.metadata.read_index(t, 0, 0, 1000).await.expect("index");
+        assert!(
+            entries
+                .iter()
+                .any(|e| floe_format::keys::delete_horizon_ms(&e.object_key) == Some(horizon)),
+            "{entries:?}"
+        );
+        assert_eq!(tombstone_horizons(&w, t).await, vec![horizon, horizon]);
+        // The high watermark did not move and nothing is due before the horizon.
         let p = w.metadata.list_topics().await.expect("topics")[0].partitions[0];
         assert_eq!(p.high_watermark, offset + 1);
+        clock.set(horizon - 1);
         let again = c.run_once(false).await.expect("pass");
         assert_eq!(again.cleaned.partitions, 0);
         assert_eq!(records(&w, t).await, expected);
+        // Past the horizon, with nothing written since, the partition is due again and both
+        // tombstones go; the log's last record stays.
+        clock.set(horizon);
+        let third = c.run_once(false).await.expect("pass");
+        assert_eq!(
+            (third.cleaned.partitions, third.cleaned.records_removed),
+            (1, 2)
+        );
+        want.remove("k1");
+        want.remove("k2");
+        let mut expected: Vec<(i64, String, Option<String>)> =
+            want.into_iter().map(|(k, (o, v))| (o, k, v)).collect();
+        expected.sort();
+        assert_eq!(records(&w, t).await, expected);
+        assert!(w
+            .metadata
+            .read_index(t, 0, 0, 1000)
+            .await
+            .expect("index")
+            .iter()
+            .all(|e| floe_format::keys::delete_horizon_ms(&e.object_key).is_none()));
+        let fourth = c.run_once(false).await.expect("pass");
+        assert_eq!(fourth.cleaned.partitions, 0);
+    }
+
+    /// The delete horizons of partition 0's batches that hold tombstones.
+    async fn tombstone_horizons(w: &World, t: TopicId) -> Vec<i64> {
+        let mut out = Vec::new();
+        for e in w.metadata.read_index(t, 0, 0, 1000).await.expect("index") {
+            if e.byte_len == 0 {
+                continue;
+            }
+            let start = e.byte_offset as u64;
+            let bytes = w
+                .objects
+                .get_range(&e.object_key, start..start + e.byte_len as u64, "t")
+                .await
+                .expect("read");
+            for b in split_batches(&bytes).expect("valid") {
+                let records = decode_records(&bytes[b.range.clone()], 1 << 20).expect("decode");
+                if records.iter().any(|r| r.value.is_none()) {
+                    out.extend(b.header.delete_horizon_ms());
+                }
+            }
+        }
+        out
+    }
+
+    /// A clock the test moves.
+    struct ManualClock(std::sync::atomic::AtomicI64);
+
+    impl ManualClock {
+        fn at(ms: i64) -> Arc<ManualClock> {
+            Arc::new(ManualClock(ms.into()))
+        }
+
+        fn set(&self, ms: i64) {
+            self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
     }
 }

@@ -40,6 +40,10 @@ pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 /// Attribute bit 5: the batch holds a control record (transaction marker).
 pub const ATTR_CONTROL: i16 = 0x20;
+/// Attribute bit 6 (KIP-534): `base_timestamp` holds the batch's delete horizon, set by the log
+/// cleaner when it first keeps the batch's tombstones; records' timestamp deltas are relative
+/// to it, so their timestamps are unchanged.
+pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// The fixed-size header of a record batch v2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +156,12 @@ impl BatchHeader {
     /// True when the batch holds a transaction marker rather than user records.
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The delete horizon (KIP-534): once the clock passes it, the cleaner may remove the
+    /// batch's tombstones. `None` until a cleaner first kept them.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
     /// True when timestamps are log-append time rather than create time.

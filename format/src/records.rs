@@ -13,8 +13,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::batch::{
-    self, BatchHeader, Compression, ATTR_COMPRESSION_MASK, BATCH_HEADER_LEN, CRC_OFFSET, CRC_START,
-    MAGIC_V2,
+    self, BatchHeader, Compression, ATTR_COMPRESSION_MASK, ATTR_DELETE_HORIZON, BATCH_HEADER_LEN,
+    CRC_OFFSET, CRC_START, MAGIC_V2,
 };
 use crate::codec;
 use crate::error::FormatError;
@@ -482,16 +482,61 @@ pub fn retain_records(
             .unwrap_or(header.max_timestamp)
     };
     let spec = BatchSpec {
+        max_timestamp,
+        ..spec_of(&header)
+    };
+    rebuild(&header, &spec, &kept).map(Retained::Some)
+}
+
+/// Sets a batch's delete horizon (KIP-534), as Kafka's log cleaner does the first time it
+/// keeps a batch's tombstones: attribute bit 6 set, `base_timestamp` becomes the horizon and
+/// every record's timestamp delta is rebased onto it, so record timestamps (and the batch's
+/// max timestamp, offsets and producer fields) stay what they were. A consumer computes the
+/// same timestamps either way. Decompressing more than `max_uncompressed_bytes` is an error.
+pub fn set_delete_horizon(
+    batch: &[u8],
+    max_uncompressed_bytes: usize,
+    horizon_ms: i64,
+) -> Result<Bytes, FormatError> {
+    let header = batch::frame(batch)?;
+    let records: Vec<Record> = decode_records(batch, max_uncompressed_bytes)?
+        .into_iter()
+        .map(|mut r| {
+            let timestamp = header.base_timestamp.saturating_add(r.timestamp_delta);
+            r.timestamp_delta = timestamp.saturating_sub(horizon_ms);
+            r
+        })
+        .collect();
+    let spec = BatchSpec {
+        attributes_flags: (header.attributes & !ATTR_COMPRESSION_MASK) | ATTR_DELETE_HORIZON,
+        base_timestamp: horizon_ms,
+        ..spec_of(&header)
+    };
+    rebuild(&header, &spec, &records)
+}
+
+/// The encodable header fields of a parsed batch.
+fn spec_of(header: &BatchHeader) -> BatchSpec {
+    BatchSpec {
         base_offset: header.base_offset,
         partition_leader_epoch: header.partition_leader_epoch,
         attributes_flags: header.attributes & !ATTR_COMPRESSION_MASK,
         base_timestamp: header.base_timestamp,
-        max_timestamp,
+        max_timestamp: header.max_timestamp,
         producer_id: header.producer_id,
         producer_epoch: header.producer_epoch,
         base_sequence: header.base_sequence,
-    };
-    let encoded = encode_batch(&spec, &kept, header.compression()?)?;
+    }
+}
+
+/// Encodes `records` as a batch with `header`'s codec and `last_offset_delta`, so the batch's
+/// offset span stays what it was even when its last records were dropped.
+fn rebuild(
+    header: &BatchHeader,
+    spec: &BatchSpec,
+    records: &[Record],
+) -> Result<Bytes, FormatError> {
+    let encoded = encode_batch(spec, records, header.compression()?)?;
     let mut out = BytesMut::from(&encoded[..]);
     // last_offset_delta sits right after the attributes, inside the CRC'd part.
     const LAST_OFFSET_DELTA: usize = CRC_START + 2;
@@ -499,7 +544,7 @@ pub fn retain_records(
         .copy_from_slice(&header.last_offset_delta.to_be_bytes());
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[CRC_OFFSET..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    Ok(Retained::Some(out.freeze()))
+    Ok(out.freeze())
 }
 
 #[cfg(test)]
@@ -557,6 +602,67 @@ mod retain_tests {
                 b.header.max_timestamp, 1003,
                 "max timestamp of the records kept"
             );
+        }
+    }
+
+    #[test]
+    fn a_delete_horizon_keeps_every_record_timestamp() {
+        for codec in [Compression::None, Compression::Lz4] {
+            let records: Vec<Record> = (0..3)
+                .map(|i| Record {
+                    offset_delta: i * 2,
+                    timestamp_delta: i64::from(i) * 10,
+                    key: Some(Bytes::from(vec![b'k', i as u8])),
+                    value: (i != 1).then(|| Bytes::from_static(b"v")),
+                    headers: vec![(Bytes::from_static(b"h"), None)],
+                })
+                .collect();
+            let spec = BatchSpec {
+                base_offset: 50,
+                base_timestamp: 5_000,
+                max_timestamp: 5_020,
+                producer_id: 3,
+                producer_epoch: 1,
+                base_sequence: 9,
+                ..BatchSpec::default()
+            };
+            let batch = encode_batch(&spec, &records, codec).expect("encode");
+            let before = split_batches(&batch).expect("valid")[0].header;
+            assert_eq!(before.delete_horizon_ms(), None);
+            let out = set_delete_horizon(&batch, 1 << 20, 90_000).expect("horizon");
+            let h = split_batches(&out).expect("valid, CRC included")[0].header;
+            assert_eq!(h.delete_horizon_ms(), Some(90_000));
+            assert_eq!(h.compression().expect("codec"), codec);
+            assert_eq!(
+                (h.base_offset, h.last_offset_delta, h.max_timestamp),
+                (50, 4, 5_020)
+            );
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (3, 1, 9)
+            );
+            let timestamps = |b: &[u8], h: &BatchHeader| {
+                decode_records(b, 1 << 20)
+                    .expect("decode")
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.offset_delta,
+                            h.base_timestamp + r.timestamp_delta,
+                            r.key,
+                            r.value,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(timestamps(&out, &h), timestamps(&batch, &before));
+            // Dropping records later keeps the horizon and the timestamps.
+            let Ok(Retained::Some(kept)) = retain_records(&out, 1 << 20, |off, _| off != 50) else {
+                panic!("expected a re-encoded batch");
+            };
+            let k = split_batches(&kept).expect("valid")[0].header;
+            assert_eq!(k.delete_horizon_ms(), Some(90_000));
+            assert_eq!(timestamps(&kept, &k), timestamps(&batch, &before)[1..]);
         }
     }
 

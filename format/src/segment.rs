@@ -207,7 +207,13 @@ impl SegmentBuilder {
             }
             self.data.extend_from_slice(&src[b.range.clone()]);
             self.data[pos..pos + 8].copy_from_slice(&offset.to_be_bytes());
-            first_ts = first_ts.min(b.header.base_timestamp);
+            // A batch with a delete horizon keeps the horizon in its base timestamp; its
+            // records are no later than its max timestamp.
+            let first = match b.header.delete_horizon_ms() {
+                Some(_) => b.header.max_timestamp,
+                None => b.header.base_timestamp,
+            };
+            first_ts = first_ts.min(first);
             max_ts = max_ts.max(b.header.max_timestamp);
             self.max_timestamp_ms = self.max_timestamp_ms.max(b.header.max_timestamp);
         }

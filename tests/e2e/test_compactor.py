@@ -265,9 +265,10 @@ def test_compacted_topics_refuse_records_without_keys(cluster):
 
 def test_compacted_topic_keeps_each_keys_latest_value(cluster):
     """10,000 updates over 100 keys, then tombstones for 10 of them: once the compactor has
-    cleaned the topic, a consumer from offset 0 sees each live key's latest value once, at the
-    offset it was written at, no tombstoned key (past delete.retention.ms), and far fewer
-    records; producing and reading go on."""
+    cleaned the topic (the first cleaning keeps the tombstones and stamps their delete
+    horizon; the next one after delete.retention.ms removes them), a consumer from offset 0
+    sees each live key's latest value once, at the offset it was written at, no tombstoned
+    key, and far fewer records; producing and reading go on."""
     create_topic(cluster.bootstrap, "cmpt", config={
         "cleanup.policy": "compact", "delete.retention.ms": "1000"})
     p = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 20,
@@ -288,14 +289,14 @@ def test_compacted_topic_keeps_each_keys_latest_value(cluster):
     for j in range(10):
         p.produce("cmpt", key=b"key-%03d" % j, value=None, on_delivery=done)
     assert p.flush(30) == 0
-    time.sleep(1.5)  # the tombstones are past delete.retention.ms
     p.produce("cmpt", key=b"final", value=b"last", on_delivery=done)
     assert p.flush(30) == 0
     hw = watermarks(cluster.bootstrap, "cmpt", 0)[1]
     assert hw == 10_011
     comp = cluster.add_compactor(["--compactor-segment-delay-ms", "0"])
+    # 9,910 superseded values in the first cleaning, the 10 tombstones in a later one.
     until("cleaning", lambda: compactor_metric(comp, "floe_compactor_records_cleaned_total")
-          >= 9_900)
+          >= 9_920)
     expected = sorted((off, k, v) for k, (off, v) in offsets.items() if v is not None)
     assert len(expected) == 91
     # An agent that cached the index before the cleaning serves the old (still readable)
@@ -323,6 +324,47 @@ def test_compacted_topic_keeps_each_keys_latest_value(cluster):
     p.produce("cmpt", key=b"more", value=b"v", on_delivery=done)
     assert p.flush(30) == 0
     assert offsets[b"more"][0] == hw
+
+
+def test_old_tombstones_stay_for_delete_retention_after_the_first_cleaning(cluster):
+    """KIP-534: a tombstone's delete.retention.ms counts from the cleaning that first kept it,
+    not from its producer timestamp, so a tombstone replayed with an old timestamp is still
+    there for consumers after the topic was cleaned."""
+    b = cluster.bootstrap
+    create_topic(b, "cmpold", config={"cleanup.policy": "compact",
+                                      "delete.retention.ms": "600000"})
+    offsets = {}
+
+    def done(err, msg):
+        assert err is None, err
+        offsets[(msg.key(), msg.value())] = msg.offset()
+    p = Producer({"bootstrap.servers": b, "linger.ms": 0})
+    two_hours_ago = int(time.time() * 1000) - 7_200_000
+    for v in (b"v1", b"v2"):
+        p.produce("cmpold", key=b"k", value=v, partition=0, on_delivery=done,
+                  timestamp=two_hours_ago)
+        p.flush(30)
+    p.produce("cmpold", key=b"k", value=None, partition=0, on_delivery=done,
+              timestamp=two_hours_ago)
+    p.flush(30)
+    p.produce("cmpold", key=b"last", value=b"x", partition=0, on_delivery=done)
+    assert p.flush(30) == 0
+    comp = cluster.add_compactor(["--compactor-segment-delay-ms", "0"])
+    until("cleaning", lambda: compactor_metric(comp, "floe_compactor_records_cleaned_total")
+          >= 2)
+    fresh = cluster.add_agent(zone="zone-o")
+    c = Consumer({"bootstrap.servers": fresh.bootstrap, "group.id": "cmpold",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("cmpold", 0, OFFSET_BEGINNING)])
+    got, deadline = [], time.monotonic() + 30
+    while time.monotonic() < deadline and len(got) < 2:
+        for m in c.consume(10, 0.2):
+            assert not m.error(), m.error()
+            got.append((m.offset(), m.key(), m.value(), m.timestamp()[1]))
+    c.close()
+    assert got[0] == (offsets[(b"k", None)], b"k", None, two_hours_ago), got
+    assert [g[:3] for g in got] == [(2, b"k", None), (3, b"last", b"x")]
+    assert compactor_metric(comp, "floe_compactor_records_cleaned_total") == 2
 
 
 def test_compacted_topic_drops_aborted_records_and_keeps_markers(cluster):

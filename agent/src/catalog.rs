@@ -84,6 +84,20 @@ impl Catalog {
         Ok(c)
     }
 
+    /// Reads every partition's watermarks once from the metadata service's change feed, last
+    /// stable offsets included. An agent does this before it serves: topics alone say nothing
+    /// of open transactions, so until the feed has spoken a partition's last stable offset is
+    /// its log start, and a read_committed fetch right after a restart would see nothing.
+    pub async fn sync_watermarks(&self) -> Result<(), MetadataError> {
+        let batch = self
+            .metadata
+            .watch(WatchCursor::default(), Duration::ZERO)
+            .await?;
+        self.refresh().await?;
+        self.advance(&batch.watermarks);
+        Ok(())
+    }
+
     /// Reloads every topic from the metadata service.
     pub async fn refresh(&self) -> Result<(), MetadataError> {
         let started = Instant::now();

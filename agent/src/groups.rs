@@ -161,6 +161,7 @@ pub async fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitR
             member_id: req.member_id.to_string(),
             group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
             offsets: to_store,
+            transactional: false,
         };
         // Every partition shares the membership verdict (and a store failure).
         let error = match membership::call(ctx, GroupCall::CommitOffsets(commit)).await {

@@ -51,8 +51,12 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 /// The Kafka error code of a coordinator answer.
 pub(crate) fn code(e: Option<GroupError>) -> i16 {
-    let Some(e) = e else { return 0 };
-    let r = match e {
+    e.map_or(0, |e| response_error(e).code())
+}
+
+/// The Kafka error of a coordinator error.
+pub(crate) fn response_error(e: GroupError) -> ResponseError {
+    match e {
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
         GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
@@ -72,8 +76,7 @@ pub(crate) fn code(e: Option<GroupError>) -> i16 {
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
         GroupError::InvalidRequest => ResponseError::InvalidRequest,
-    };
-    r.code()
+    }
 }
 
 /// One coordinator call; an unreachable metadata service is COORDINATOR_NOT_AVAILABLE,

@@ -123,6 +123,12 @@ impl Agent {
         let zone_map =
             crate::zone::ZoneMap::parse(&config.client_zone_cidrs).map_err(AgentError::Config)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // Best effort: an unreachable metadata service leaves it to the feed, which retries.
+        match tokio::time::timeout(Duration::from_secs(5), catalog.sync_watermarks()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "initial watermark read failed; the feed retries"),
+            Err(_) => warn!("initial watermark read timed out; the feed retries"),
+        }
         let feed = catalog.spawn_feed(shutdown_rx.clone());
         let peer_endpoint = cache_listener.map(|l| {
             let router = crate::fetch::peer::router(cache.clone());

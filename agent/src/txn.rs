@@ -26,8 +26,10 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::warn;
 
 use crate::dispatch::Ctx;
+use crate::membership;
 use std::sync::Arc;
 
+use floe_metadata::groups::{CommitOffsets, GroupCall, GroupReply};
 use floe_metadata::{
     AbortedTxn, CommittedOffset, TopicId, TxnCall, TxnProducer, TxnRefusal, TxnReply,
 };
@@ -215,6 +217,8 @@ pub async fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> TxnOff
         Err(ResponseError::UnknownTopicOrPartition)
     } else if req.group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
+    } else if let Err(e) = txn_member_check(ctx, &req).await {
+        Err(e)
     } else {
         let c = TxnCall::CommitOffsets {
             producer: producer(&req.transactional_id, req.producer_id, req.producer_epoch),
@@ -250,6 +254,28 @@ pub async fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> TxnOff
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// KIP-447: a TxnOffsetCommit that names its consumer's group membership (v3+) is fenced as
+/// the group coordinator fences OffsetCommit, so a zombie consumer whose partitions moved to
+/// another member cannot commit their offsets through its still-valid producer.
+async fn txn_member_check(ctx: &Ctx, req: &TxnOffsetCommitRequest) -> Result<(), ResponseError> {
+    let check = CommitOffsets {
+        group_id: req.group_id.to_string(),
+        generation_id: req.generation_id,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+        offsets: Vec::new(),
+        transactional: true,
+    };
+    match membership::call(ctx, GroupCall::CommitOffsets(check)).await {
+        Ok(GroupReply::Done(None)) => Ok(()),
+        Ok(GroupReply::Done(Some(e))) | Err(e) => Err(membership::response_error(e)),
+        Ok(other) => {
+            warn!(reply = ?other, "unexpected group coordinator reply");
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
 }
 
 /// EndTxn v0–4: commit or abort markers in every partition of the transaction.

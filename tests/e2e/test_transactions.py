@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from conftest import http_get
 from kafka_util import create_topic, metric_sum
@@ -304,3 +304,47 @@ def test_offsets_in_an_open_transaction_are_unstable_until_it_commits(playground
     assert loose.committed(tp, timeout=10)[0].offset == 17
     for c in (group, loose, strict):
         c.close()
+
+
+def test_a_zombie_consumers_offsets_are_fenced(playground):
+    """KIP-447: send_offsets_to_transaction carries the consumer's group membership; offsets
+    sent with the membership of a consumer that has left the group (a zombie whose partitions
+    another member now owns) are refused and never reach the group, while a live member's
+    offsets commit with its transaction."""
+    b = playground.bootstrap
+    create_topic(b, "txn-zombie", partitions=1)
+    p0 = Producer({"bootstrap.servers": b})
+    p0.produce("txn-zombie", value=b"in", partition=0)
+    assert p0.flush(30) == 0
+
+    def member():
+        c = Consumer({"bootstrap.servers": b, "group.id": "zombie-g",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe(["txn-zombie"])
+        deadline = time.monotonic() + 30
+        while not c.assignment() and time.monotonic() < deadline:
+            c.poll(0.2)
+        assert c.assignment(), "never assigned"
+        return c
+
+    zombie = member()
+    stale = zombie.consumer_group_metadata()
+    zombie.close()  # leaves the group: its membership is gone
+    p = txn_producer(b, "zombie-txn")
+    p.begin_transaction()
+    p.produce("txn-zombie", value=b"out", partition=0)
+    with pytest.raises(KafkaException) as refused:
+        p.send_offsets_to_transaction([TopicPartition("txn-zombie", 0, 1)], stale, 30)
+    assert refused.value.args[0].code() in (KafkaError.UNKNOWN_MEMBER_ID,
+                                            KafkaError.ILLEGAL_GENERATION), refused.value
+    p.abort_transaction(30)
+    live = member()
+    tp = [TopicPartition("txn-zombie", 0)]
+    assert live.committed(tp, timeout=10)[0].offset < 0, "the zombie's offsets never landed"
+    p.begin_transaction()
+    p.produce("txn-zombie", value=b"out", partition=0)
+    p.send_offsets_to_transaction([TopicPartition("txn-zombie", 0, 1)],
+                                  live.consumer_group_metadata(), 30)
+    p.commit_transaction(30)
+    assert live.committed(tp, timeout=10)[0].offset == 1
+    live.close()

@@ -1216,7 +1216,7 @@ impl GroupCoordinator {
             return Some(GroupError::InvalidGroupId);
         }
         let simple = req.generation_id < 0 && req.member_id.is_empty();
-        if simple && req.offsets.is_empty() {
+        if simple && (req.offsets.is_empty() || req.transactional) {
             return None;
         }
         let lock = if simple {
@@ -1224,6 +1224,9 @@ impl GroupCoordinator {
         } else {
             match self.lookup(&req.group_id) {
                 Some(l) => l,
+                // Kafka answers a transactional commit into an unknown group with
+                // ILLEGAL_GENERATION (TxnOffsetCommit before v6).
+                None if req.transactional => return Some(GroupError::IllegalGeneration),
                 None => return Some(GroupError::UnknownMemberId),
             }
         };
@@ -1239,6 +1242,9 @@ impl GroupCoordinator {
             } else {
                 match c.member_epoch(&req.member_id) {
                     None => return Some(GroupError::UnknownMemberId),
+                    Some(e) if e != req.generation_id && req.transactional => {
+                        return Some(GroupError::IllegalGeneration)
+                    }
                     Some(e) if e != req.generation_id => return Some(GroupError::StaleMemberEpoch),
                     Some(_) => {}
                 }
@@ -1253,11 +1259,11 @@ impl GroupCoordinator {
             {
                 return Some(e);
             }
-            if g.state == State::CompletingRebalance {
+            if g.state == State::CompletingRebalance && !req.transactional {
                 return Some(GroupError::RebalanceInProgress);
             }
         }
-        if req.offsets.is_empty() {
+        if req.offsets.is_empty() || req.transactional {
             return None;
         }
         match self.store.commit_offsets(&req.group_id, &req.offsets).await {

@@ -138,6 +138,19 @@ impl Fixture {
         generation: i32,
         offset: i64,
     ) -> Option<GroupError> {
+        self.commit_as(group, member, generation, offset, false)
+            .await
+    }
+
+    /// A commit, or with `transactional` a TxnOffsetCommit's membership check.
+    async fn commit_as(
+        &self,
+        group: &str,
+        member: &str,
+        generation: i32,
+        offset: i64,
+        transactional: bool,
+    ) -> Option<GroupError> {
         let topic = self.topic().await;
         self.c
             .commit(CommitOffsets {
@@ -153,6 +166,7 @@ impl Fixture {
                     metadata: None,
                     commit_timestamp_ms: self.clock.load(Ordering::SeqCst),
                 }],
+                transactional,
             })
             .await
     }
@@ -214,6 +228,35 @@ async fn stable_pair(f: &Fixture, group: &str) -> (String, String) {
     let sb = done(hs).await;
     assert_eq!((sb.error, sb.assignment.as_slice()), (None, &b"for-b"[..]));
     (a, b)
+}
+
+#[tokio::test]
+async fn transactional_commits_are_fenced_by_generation_and_store_nothing() {
+    let f = Fixture::new().await;
+    let (a, b) = stable_pair(&f, "g").await;
+    assert_eq!(f.commit_as("g", &a, 2, 7, true).await, None);
+    // A zombie of an older generation, or a member that left, cannot commit (KIP-447).
+    assert_eq!(
+        f.commit_as("g", &b, 1, 7, true).await,
+        Some(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        f.commit_as("g", "nobody", 2, 7, true).await,
+        Some(GroupError::UnknownMemberId)
+    );
+    // Without membership (TxnOffsetCommit before v3) the commit is accepted, where a plain
+    // OffsetCommit into a group with members is not.
+    assert_eq!(f.commit_as("g", "", -1, 7, true).await, None);
+    assert_eq!(
+        f.commit("g", "", -1, 7).await,
+        Some(GroupError::UnknownMemberId)
+    );
+    assert_eq!(
+        f.commit_as("nogroup", "m", 1, 7, true).await,
+        Some(GroupError::IllegalGeneration)
+    );
+    // The check stores nothing: the offsets wait for the transaction.
+    assert!(f.store.fetch_offsets("g").await.expect("fetch").is_empty());
 }
 
 #[tokio::test]
@@ -672,6 +715,12 @@ async fn kip848_members_get_disjoint_partitions_after_revocation() {
         f.commit("k", "b", 1, 5).await,
         Some(GroupError::StaleMemberEpoch)
     );
+    // A transactional commit with a stale epoch is ILLEGAL_GENERATION, as in Kafka.
+    assert_eq!(
+        f.commit_as("k", "b", 1, 5, true).await,
+        Some(GroupError::IllegalGeneration)
+    );
+    assert_eq!(f.commit_as("k", "b", 2, 5, true).await, None);
     assert_eq!(f.commit("k", "b", 2, 5).await, None);
     assert_eq!(
         f.commit("k", "", -1, 5).await,

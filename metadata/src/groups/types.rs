@@ -184,6 +184,12 @@ pub struct CommitOffsets {
     pub group_instance_id: Option<String>,
     /// Offsets to store.
     pub offsets: Vec<CommittedOffset>,
+    /// A TxnOffsetCommit's membership check (KIP-447): nothing is stored (the offsets wait for
+    /// the transaction), a stale generation or member epoch is ILLEGAL_GENERATION, a rebalance
+    /// in progress is no error, and member-less commits are accepted even into a group with
+    /// members (older TxnOffsetCommit versions carry no member).
+    #[serde(default)]
+    pub transactional: bool,
 }
 
 /// One partition whose committed offset OffsetDelete removes; the name lets the coordinator

@@ -555,12 +555,19 @@ fn stats_hook(metrics: Arc<Metrics>) -> StatsHook {
 
 /// Keeps the consumer-group metrics current: group counts, members and rebalances from the
 /// coordinator (on the process that coordinates groups), and every group's lag from the
-/// store, every 10 seconds.
+/// store, every 10 seconds; and the transactions this process aborted by timeout.
 fn spawn_group_metrics(service: Arc<MetadataService>, metrics: Arc<Metrics>) {
-    use floe_common::metrics::{GroupLabels, LagLabels};
+    use floe_common::metrics::{GroupLabels, LagLabels, OutcomeLabels};
     tokio::spawn(async move {
         let mut last = (0u64, 0u64);
+        let mut timed_out = 0u64;
         loop {
+            let now_timed_out = service.transactions_timed_out();
+            metrics
+                .transactions_ended
+                .get_or_create(&OutcomeLabels { outcome: "timeout" })
+                .inc_by(now_timed_out.saturating_sub(timed_out));
+            timed_out = now_timed_out;
             let stats = service.groups().stats().await;
             metrics.groups.clear();
             metrics.consumer_group_lag.clear();

@@ -417,7 +417,10 @@ pub async fn start(
         _ => async move { None }.boxed(),
     };
     async move {
-        let resp = fut.await;
+        let mut resp = fut.await;
+        if let Some(r) = resp.as_mut() {
+            crate::txn::fencing_for_version(r, version);
+        }
         let error = resp.as_ref().map(first_error).unwrap_or(0);
         let name = if error == 0 {
             "NONE".to_string()

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnResponse, DescribeProducersRequest, DescribeProducersResponse,
     DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
     InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
-    TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    ResponseKind, TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use tracing::warn;
@@ -43,6 +43,37 @@ pub fn refusal_error(r: TxnRefusal) -> ResponseError {
         TxnRefusal::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
         TxnRefusal::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         TxnRefusal::OperationNotAttempted => ResponseError::OperationNotAttempted,
+    }
+}
+
+/// KIP-588 gave fencing its own error, PRODUCER_FENCED, from InitProducerId v4,
+/// AddPartitionsToTxn v2, AddOffsetsToTxn v2 and EndTxn v2 on; TxnOffsetCommit never got it.
+/// Clients speaking older versions (KafkaJS 2.x sends EndTxn v1) do not know the code and
+/// treat it as unknown, so they get INVALID_PRODUCER_EPOCH, the fencing error of their
+/// version, exactly as Kafka answers them.
+pub fn fencing_for_version(resp: &mut ResponseKind, version: i16) {
+    let fenced = ResponseError::ProducerFenced.code();
+    let old = ResponseError::InvalidProducerEpoch.code();
+    let downgrade = |code: &mut i16| {
+        if *code == fenced {
+            *code = old;
+        }
+    };
+    match resp {
+        ResponseKind::InitProducerId(r) if version < 4 => downgrade(&mut r.error_code),
+        ResponseKind::AddPartitionsToTxn(r) if version < 2 => r
+            .results_by_topic_v3_and_below
+            .iter_mut()
+            .flat_map(|t| t.results_by_partition.iter_mut())
+            .for_each(|p| downgrade(&mut p.partition_error_code)),
+        ResponseKind::AddOffsetsToTxn(r) if version < 2 => downgrade(&mut r.error_code),
+        ResponseKind::EndTxn(r) if version < 2 => downgrade(&mut r.error_code),
+        ResponseKind::TxnOffsetCommit(r) => r
+            .topics
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+            .for_each(|p| downgrade(&mut p.error_code)),
+        _ => {}
     }
 }
 

@@ -152,3 +152,87 @@ async fn retries_on_another_agent_are_stored_once() {
     );
     second.shutdown().await;
 }
+
+/// KIP-588: a fenced producer hears PRODUCER_FENCED only on the request versions that know
+/// it; older versions (KafkaJS 2.x sends EndTxn v1) and TxnOffsetCommit hear
+/// INVALID_PRODUCER_EPOCH, as from Kafka.
+#[tokio::test]
+async fn fencing_errors_follow_the_request_version() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId, ProducerId,
+        TopicName, TxnOffsetCommitRequest,
+    };
+
+    let stack = Stack::local(config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("fenced", 1, &[]).await;
+    let tid = TransactionalId(StrBytes::from_static_str("zombie"));
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(tid.clone()))
+        .with_transaction_timeout_ms(60_000);
+    let zombie = c.call(&init, 4).await;
+    assert_eq!(zombie.error_code, 0);
+    let successor = c.call(&init, 4).await;
+    assert_eq!(successor.producer_epoch, zombie.producer_epoch + 1);
+    let (pid, epoch) = (zombie.producer_id, zombie.producer_epoch);
+
+    let fenced = ResponseError::ProducerFenced.code();
+    let old = ResponseError::InvalidProducerEpoch.code();
+
+    let end = EndTxnRequest::default()
+        .with_transactional_id(tid.clone())
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    assert_eq!(c.call(&end, 1).await.error_code, old);
+    assert_eq!(c.call(&end, 2).await.error_code, fenced);
+
+    let add_offsets = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(tid.clone())
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(StrBytes::from_static_str("g")));
+    assert_eq!(c.call(&add_offsets, 1).await.error_code, old);
+    assert_eq!(c.call(&add_offsets, 3).await.error_code, fenced);
+
+    let add_partitions = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid.clone())
+        .with_v3_and_below_producer_id(pid)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("fenced")))
+            .with_partitions(vec![0])]);
+    let code_of = |r: kafka_protocol::messages::AddPartitionsToTxnResponse| {
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    };
+    assert_eq!(code_of(c.call(&add_partitions, 1).await), old);
+    assert_eq!(code_of(c.call(&add_partitions, 3).await), fenced);
+
+    // KIP-360 re-initialisation with the stale epoch.
+    let reinit = init
+        .clone()
+        .with_producer_id(ProducerId(pid.0))
+        .with_producer_epoch(epoch);
+    assert_eq!(c.call(&reinit, 3).await.error_code, old);
+    assert_eq!(c.call(&reinit, 4).await.error_code, fenced);
+
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(tid)
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("fenced")))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    for v in [0, 3] {
+        let r = c.call(&commit, v).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, old, "version {v}");
+    }
+}

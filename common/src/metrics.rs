@@ -87,7 +87,8 @@ pub struct Metrics {
     pub produce_duplicates: Counter,
     /// Idempotent producers' appends refused for their sequence or epoch.
     pub produce_sequence_errors: Counter,
-    /// Transactions ended through this agent, by outcome (`commit`, `abort`).
+    /// Transactions ended, by outcome: `commit`, `abort` (EndTxn through this agent),
+    /// `timeout` (aborted by this metadata process).
     pub transactions_ended: Family<OutcomeLabels, Counter>,
     /// Bytes of record batches returned by Fetch.
     pub fetch_bytes: Counter,
@@ -321,7 +322,8 @@ impl Metrics {
         );
         r.register(
             "transactions_ended",
-            "Transactions ended by EndTxn through this agent, by outcome (commit, abort)",
+            "Transactions ended, by outcome: commit and abort by EndTxn (counted by the agent that \
+             served it), timeout (aborted by this metadata process after transaction.timeout.ms)",
             m.transactions_ended.clone(),
         );
         r.register(

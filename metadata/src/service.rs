@@ -170,6 +170,8 @@ pub struct MetadataService {
     changed: watch::Sender<u64>,
     now_ms: NowMs,
     closing: std::sync::atomic::AtomicBool,
+    /// Transactions this process aborted after their `transaction.timeout.ms`.
+    txns_timed_out: std::sync::atomic::AtomicU64,
     settings: ServiceSettings,
     groups: Arc<GroupRouter>,
     /// Bumped by changes made through this instance (commits, and topic changes, which set
@@ -228,6 +230,7 @@ impl MetadataService {
             changed,
             now_ms,
             closing: std::sync::atomic::AtomicBool::new(false),
+            txns_timed_out: std::sync::atomic::AtomicU64::new(0),
             settings,
             local_changes,
         });
@@ -361,10 +364,13 @@ impl MetadataService {
                     return;
                 }
                 match s.txn(TxnCall::AbortExpired).await {
-                    Ok(TxnReply::Ended(marks)) if !marks.is_empty() => {
-                        tracing::info!(partitions = marks.len(), "aborted timed-out transactions");
+                    Ok(TxnReply::Count(0)) => {}
+                    Ok(TxnReply::Count(n)) => {
+                        s.txns_timed_out
+                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(transactions = n, "aborted timed-out transactions");
                     }
-                    Ok(_) => {}
+                    Ok(other) => tracing::warn!(reply = ?other, "unexpected timeout reply"),
                     Err(e) => tracing::warn!(error = %e, "aborting timed-out transactions failed"),
                 }
             }
@@ -380,6 +386,12 @@ impl MetadataService {
     /// Releases the group-coordinator lease (at shutdown), so another process takes over.
     pub async fn step_down_groups(&self) {
         self.groups.step_down().await;
+    }
+
+    /// Transactions this process has aborted after their timeout, since it started.
+    pub fn transactions_timed_out(&self) -> u64 {
+        self.txns_timed_out
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The group router (tests and tools).

@@ -412,7 +412,7 @@ pub enum TxnCall {
         commit: bool,
     },
     /// Aborts transactions open longer than their timeout (bumping their epochs); answered
-    /// with `Ended`.
+    /// with `Count`, the transactions it aborted.
     AbortExpired,
     /// The aborted transactions of a partition whose marker is at or after `from_offset`;
     /// answered with `Aborted`.
@@ -549,7 +549,7 @@ pub enum TxnReply {
     Pending(Vec<(TopicId, i32)>),
     /// A partition's watermarks (`None`: unknown partition).
     Watermark(Option<PartitionWatermark>),
-    /// Rows affected.
+    /// How many: transactional ids expired, transactions aborted by timeout.
     Count(u64),
     /// The call was refused.
     Refused(TxnRefusal),

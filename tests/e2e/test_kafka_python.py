@@ -79,3 +79,75 @@ def test_kafka_python_default_idempotent_producer(playground):
     p.close()
     got = _consume(playground.bootstrap, "kp-idem", 0, 50)
     assert [r.value for r in got] == [b"v%d" % i for i in range(50)]
+
+
+def _read(bootstrap, topic, isolation, expect, timeout=30):
+    """[(offset, value)] of partition 0 from the start, until `expect` records and 1 s more."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation,
+                      enable_auto_commit=False, auto_offset_reset="earliest")
+    tp = TopicPartition(topic, 0)
+    c.assign([tp])
+    got, deadline, settle = [], time.monotonic() + timeout, None
+    while time.monotonic() < deadline and (settle is None or time.monotonic() < settle):
+        for recs in c.poll(timeout_ms=200).values():
+            got.extend((r.offset, r.value) for r in recs)
+        if settle is None and len(got) >= expect:
+            settle = time.monotonic() + 1.0
+    end = c.end_offsets([tp])[tp]
+    c.close()
+    return got, end
+
+
+def test_kafka_python_transactions_with_group_offsets(playground):
+    """kafka-python's own transaction code (not librdkafka's): consume-transform-produce with
+    send_offsets_to_transaction, then an aborted transaction."""
+    from kafka.structs import OffsetAndMetadata
+
+    b = playground.bootstrap
+    create_topic(b, "kpt-in", partitions=1)
+    create_topic(b, "kpt-out", partitions=1)
+    plain = KafkaProducer(bootstrap_servers=b)
+    for i in range(10):
+        plain.send("kpt-in", value=b"in-%d" % i, partition=0)
+    plain.flush(30)
+    plain.close()
+
+    c = KafkaConsumer("kpt-in", bootstrap_servers=b, group_id="kpt", enable_auto_commit=False,
+                      auto_offset_reset="earliest", isolation_level="read_committed")
+    p = KafkaProducer(bootstrap_servers=b, transactional_id="kpt-1")
+    p.init_transactions()
+    done, deadline = 0, time.monotonic() + 60
+    while done < 10 and time.monotonic() < deadline:
+        batch = [r for recs in c.poll(timeout_ms=500).values() for r in recs]
+        if not batch:
+            continue
+        p.begin_transaction()
+        for r in batch:
+            p.send("kpt-out", value=b"out-" + r.value, partition=0)
+        last = batch[-1]
+        p.send_offsets_to_transaction(
+            {TopicPartition("kpt-in", 0): OffsetAndMetadata(last.offset + 1, "", -1)}, "kpt")
+        p.commit_transaction()
+        done += len(batch)
+    assert done == 10
+    # A transaction that is aborted: its record is stored, and hidden from read_committed.
+    p.begin_transaction()
+    p.send("kpt-out", value=b"aborted", partition=0)
+    p.flush()
+    p.abort_transaction()
+    p.close()
+    c.close()
+
+    committed, end = _read(b, "kpt-out", "read_committed", expect=10)
+    assert [v for _, v in committed] == [b"out-in-%d" % i for i in range(10)]
+    everything, end_uncommitted = _read(b, "kpt-out", "read_uncommitted", expect=11)
+    assert [v for _, v in everything] == [v for _, v in committed] + [b"aborted"]
+    # Each transaction's marker takes an offset after its records: the aborted record sits
+    # after at least one marker, and the log ends with the abort's marker.
+    assert everything[-1][0] >= committed[-1][0] + 2
+    assert end == end_uncommitted == everything[-1][0] + 2
+
+    admin = KafkaAdminClient(bootstrap_servers=b)
+    offsets = admin.list_group_offsets("kpt")["kpt"]
+    admin.close()
+    assert offsets[TopicPartition("kpt-in", 0)].offset == 10

@@ -157,6 +157,13 @@ def test_an_abandoned_transaction_is_aborted_after_its_timeout(playground):
     c = Consumer({"bootstrap.servers": b, "group.id": "wm", "isolation.level": "read_committed"})
     assert c.get_watermark_offsets(TopicPartition("txn-timeout", 0), timeout=10) == (0, 7)
     c.close()
+    # The server's abort is counted (the metric is refreshed every 10 s).
+    deadline, timed_out = time.monotonic() + 30, 0
+    while time.monotonic() < deadline and timed_out == 0:
+        _, body = http_get(playground.admin_url + "/metrics")
+        timed_out = metric_sum(body, "floe_transactions_ended_total", outcome="timeout")
+        time.sleep(0.5)
+    assert timed_out == 1
 
 
 TRANSFORM = textwrap.dedent("""

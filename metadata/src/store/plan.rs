@@ -1000,6 +1000,11 @@ pub(crate) fn new_log_start(facts: LogFacts, target: LogStartTarget) -> Result<i
     Ok(wanted.max(log_start).min(hw))
 }
 
+/// Tables whose rows a partition forgets once the log start passes their `last_offset`:
+/// the offset index, and aborted transactions (Fetch lists only those reaching the fetch
+/// offset, which is never below the log start).
+pub(crate) const BELOW_LOG_START_TABLES: [&str; 2] = ["offset_index", "aborted_transactions"];
+
 /// Tables holding rows of a topic, children first: what purging a deleted topic removes.
 pub(crate) const TOPIC_TABLES: [&str; 5] = [
     "offset_index",

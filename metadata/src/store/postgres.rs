@@ -1036,14 +1036,17 @@ impl MetadataStore for PostgresStore {
             .bind(new_start)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "DELETE FROM offset_index WHERE topic_id = $1 AND partition = $2 AND last_offset < $3",
-            )
-            .bind(topic_id)
-            .bind(partition)
-            .bind(new_start)
-            .execute(&mut *tx)
-            .await?;
+            for table in plan::BELOW_LOG_START_TABLES {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table}
+                     WHERE topic_id = $1 AND partition = $2 AND last_offset < $3"
+                )))
+                .bind(topic_id)
+                .bind(partition)
+                .bind(new_start)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         // The stable offset and aborts are left unstated: moving the log start changes
@@ -1237,13 +1240,16 @@ impl MetadataStore for PostgresStore {
                 let mut c = self.pool.acquire().await?;
                 txn_pg::expired(&mut c, now_ms, super::EXPIRED_PER_SWEEP).await?
             };
-            let mut marks = Vec::new();
+            let (mut marks, mut aborted) = (Vec::new(), 0u64);
             for id in ids {
                 let mut tx = self.pool.begin().await?;
-                marks.extend(txn_pg::abort_expired(&mut tx, &id, now_ms).await?);
+                if let Some(moved) = txn_pg::abort_expired(&mut tx, &id, now_ms).await? {
+                    marks.extend(moved);
+                    aborted += 1;
+                }
                 tx.commit().await?;
             }
-            return Ok((TxnReply::Ended(marks.clone()), marks));
+            return Ok((TxnReply::Count(aborted), marks));
         }
         let mut tx = self.pool.begin().await?;
         let out = txn_pg::call(&mut tx, call, now_ms).await?;

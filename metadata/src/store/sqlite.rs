@@ -914,14 +914,17 @@ impl MetadataStore for SqliteStore {
             .bind(new_start)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "DELETE FROM offset_index WHERE topic_id = ?1 AND partition = ?2 AND last_offset < ?3",
-            )
-            .bind(topic_id)
-            .bind(partition)
-            .bind(new_start)
-            .execute(&mut *tx)
-            .await?;
+            for table in plan::BELOW_LOG_START_TABLES {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table}
+                     WHERE topic_id = ?1 AND partition = ?2 AND last_offset < ?3"
+                )))
+                .bind(topic_id)
+                .bind(partition)
+                .bind(new_start)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         // The stable offset and aborts are left unstated: moving the log start changes
@@ -1123,13 +1126,16 @@ impl MetadataStore for SqliteStore {
                 let mut c = self.reader.acquire().await?;
                 txn_sqlite::expired(&mut c, now_ms, super::EXPIRED_PER_SWEEP).await?
             };
-            let mut marks = Vec::new();
+            let (mut marks, mut aborted) = (Vec::new(), 0u64);
             for id in ids {
                 let mut tx = self.begin_write().await?;
-                marks.extend(txn_sqlite::abort_expired(&mut tx, &id, now_ms).await?);
+                if let Some(moved) = txn_sqlite::abort_expired(&mut tx, &id, now_ms).await? {
+                    marks.extend(moved);
+                    aborted += 1;
+                }
                 tx.commit().await?;
             }
-            return Ok((TxnReply::Ended(marks.clone()), marks));
+            return Ok((TxnReply::Count(aborted), marks));
         }
         let mut tx = self.begin_write().await?;
         let out = txn_sqlite::call(&mut tx, call, now_ms).await?;

@@ -1747,6 +1747,22 @@ async fn transactions_commit_abort_fence_and_time_out<H: Harness>() {
             last_offset: 11
         }])
     );
+    // The list forgets a transaction once the log start passes its last record: a range
+    // reaching the log start stays, one wholly below it goes.
+    s.advance_log_start(t.id, 0, LogStartTarget::Offset(11))
+        .await
+        .unwrap();
+    let TxnReply::Aborted(kept) = txn(s, aborted.clone(), NOW).await.0 else {
+        panic!("aborted")
+    };
+    assert_eq!(kept.len(), 1);
+    s.advance_log_start(t.id, 0, LogStartTarget::Offset(12))
+        .await
+        .unwrap();
+    assert_eq!(
+        txn(s, aborted.clone(), NOW).await.0,
+        TxnReply::Aborted(vec![])
+    );
 
     // A new producer with the same id fences the old one and aborts its open transaction.
     txn(s, add(vec![(t.id, 1)], 0), NOW).await;
@@ -1797,8 +1813,9 @@ async fn transactions_commit_abort_fence_and_time_out<H: Harness>() {
         ChunkOutcome::Committed { .. }
     ));
     let (reply, marks) = txn(s, TxnCall::AbortExpired, NOW + 50).await;
-    assert_eq!((reply, marks.len()), (TxnReply::Ended(vec![]), 0));
-    let (_, marks) = txn(s, TxnCall::AbortExpired, NOW + 1_000).await;
+    assert_eq!((reply, marks.len()), (TxnReply::Count(0), 0));
+    let (reply, marks) = txn(s, TxnCall::AbortExpired, NOW + 1_000).await;
+    assert_eq!(reply, TxnReply::Count(1));
     let m1 = mark_of(&marks, 1);
     assert_eq!(m1.last_stable_offset, Some(m1.high_watermark));
     let late = TxnCall::End {

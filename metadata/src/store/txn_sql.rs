@@ -488,25 +488,26 @@ macro_rules! txn_ops {
         }
 
         /// Aborts `id`'s transaction if it is still open past its timeout, bumping the epoch
-        /// as Kafka does so that its producer is fenced.
+        /// as Kafka does so that its producer is fenced: the moved watermarks, or `None`
+        /// when it had ended or moved on meanwhile.
         pub(crate) async fn abort_expired(
             c: &mut $conn,
             id: &str,
             now_ms: i64,
-        ) -> Result<Vec<PartitionWatermark>> {
+        ) -> Result<Option<Vec<PartitionWatermark>>> {
             let Some(mut row) = load(c, id).await? else {
-                return Ok(Vec::new());
+                return Ok(None);
             };
             let expired = row.state == TxnState::Ongoing
                 && row
                     .started_at_ms
                     .is_some_and(|s| s.saturating_add(i64::from(row.timeout_ms)) < now_ms);
             if !expired || row.producer_epoch >= i16::MAX - 1 {
-                return Ok(Vec::new());
+                return Ok(None);
             }
             row.prev_epoch = Some(row.producer_epoch);
             row.producer_epoch += 1;
-            complete(c, id, &mut row, false, now_ms).await
+            complete(c, id, &mut row, false, now_ms).await.map(Some)
         }
 
         async fn aborted(
@@ -637,7 +638,7 @@ macro_rules! txn_ops {
                     };
                     return Ok((reply, marks));
                 }
-                TxnCall::AbortExpired => TxnReply::Ended(Vec::new()),
+                TxnCall::AbortExpired => TxnReply::Count(0),
                 TxnCall::Aborted {
                     topic_id,
                     partition,

@@ -1,8 +1,9 @@
 """Transactions with stock clients (confluent-kafka / librdkafka): commit and abort markers at
 real offsets, read_committed against read_uncommitted, consume-transform-produce that
 survives a crash exactly once, zombie fencing, the server-side timeout of an abandoned
-transaction, and a randomized checker. Runs on the playground (SQLite) and, where a test
-takes `cluster`, on PostgreSQL and an S3-compatible server."""
+transaction, and a randomized checker. Tests that take `floe` run on the playground
+(SQLite, local object store) and again on a cluster on PostgreSQL and an S3-compatible
+server; the one that takes `cluster` (a client crashing mid-transaction) runs there only."""
 
 import os
 import random
@@ -16,6 +17,26 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from conftest import http_get
 from kafka_util import create_topic, metric_sum
+
+
+class Target:
+    """Where a test runs: the Kafka address, and the admin ports of the agent (EndTxn
+    outcomes) and of the metadata service (timeouts)."""
+
+    def __init__(self, bootstrap: str, agent_admin: str, metadata_admin: str):
+        self.bootstrap = bootstrap
+        self.agent_admin = agent_admin
+        self.metadata_admin = metadata_admin
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def floe(request):
+    """The playground (SQLite, local object store), then a cluster on PostgreSQL and S3."""
+    if request.param == "sqlite":
+        pg = request.getfixturevalue("playground")
+        return Target(pg.bootstrap, pg.admin_url, pg.admin_url)
+    c = request.getfixturevalue("cluster")
+    return Target(c.bootstrap, c.agents[0].admin_url, c.metadata.admin_url)
 
 
 def txn_producer(bootstrap, txn_id, **extra):
@@ -49,8 +70,8 @@ def read_all(bootstrap, topic, partitions, isolation, settle=3.0, timeout=60, ex
     return out
 
 
-def test_commit_abort_commit_offsets_and_isolation(playground):
-    b = playground.bootstrap
+def test_commit_abort_commit_offsets_and_isolation(floe):
+    b = floe.bootstrap
     create_topic(b, "txn-basic", partitions=1)
     p = txn_producer(b, "basic")
     for tag, commit in (("c1", True), ("a", False), ("c2", True)):
@@ -74,13 +95,13 @@ def test_commit_abort_commit_offsets_and_isolation(playground):
     lo, hi = c.get_watermark_offsets(TopicPartition("txn-basic", 0), timeout=10)
     c.close()
     assert (lo, hi) == (0, 33), "the markers take offsets 10, 21 and 32"
-    _, body = http_get(playground.admin_url + "/metrics")
+    _, body = http_get(floe.agent_admin + "/metrics")
     assert metric_sum(body, "floe_transactions_ended_total", outcome="commit") == 2
     assert metric_sum(body, "floe_transactions_ended_total", outcome="abort") == 1
 
 
-def test_read_committed_waits_for_the_open_transaction(playground):
-    b = playground.bootstrap
+def test_read_committed_waits_for_the_open_transaction(floe):
+    b = floe.bootstrap
     create_topic(b, "txn-open", partitions=1)
     plain = Producer({"bootstrap.servers": b})
     plain.produce("txn-open", value=b"before", partition=0)
@@ -107,8 +128,8 @@ def test_read_committed_waits_for_the_open_transaction(playground):
     assert got == [b"before"] + [b"open-%d" % i for i in range(5)] + [b"after"]
 
 
-def test_a_second_producer_fences_the_first(playground):
-    b = playground.bootstrap
+def test_a_second_producer_fences_the_first(floe):
+    b = floe.bootstrap
     create_topic(b, "txn-fence", partitions=1)
     old = txn_producer(b, "fenced")
     old.begin_transaction()
@@ -140,8 +161,8 @@ ABANDON = textwrap.dedent("""
 """)
 
 
-def test_an_abandoned_transaction_is_aborted_after_its_timeout(playground):
-    b = playground.bootstrap
+def test_an_abandoned_transaction_is_aborted_after_its_timeout(floe):
+    b = floe.bootstrap
     create_topic(b, "txn-timeout", partitions=1)
     subprocess.run([sys.executable, "-c", ABANDON, b, "txn-timeout"], check=True, timeout=60)
     plain = Producer({"bootstrap.servers": b})
@@ -160,7 +181,7 @@ def test_an_abandoned_transaction_is_aborted_after_its_timeout(playground):
     # The server's abort is counted (the metric is refreshed every 10 s).
     deadline, timed_out = time.monotonic() + 30, 0
     while time.monotonic() < deadline and timed_out == 0:
-        _, body = http_get(playground.admin_url + "/metrics")
+        _, body = http_get(floe.metadata_admin + "/metrics")
         timed_out = metric_sum(body, "floe_transactions_ended_total", outcome="timeout")
         time.sleep(0.5)
     assert timed_out == 1
@@ -234,13 +255,13 @@ def test_consume_transform_produce_is_exactly_once_across_a_crash(cluster):
     assert len(read_all(b, "ctp-out", 2, "read_uncommitted", expect=n + 10)) > n
 
 
-def test_randomized_transactions_checker(playground):
+def test_randomized_transactions_checker(floe):
     """Several transactional producers commit, abort or crash (abandon the transaction and
     come back with the same transactional id) at random for a bounded time; afterwards a
     read_committed consumer must see exactly the records of committed transactions: no
     aborted read, no duplicate, no lost committed record, each producer's records in order
     per partition."""
-    b = playground.bootstrap
+    b = floe.bootstrap
     create_topic(b, "txn-check", partitions=3)
     rng = random.Random(int(os.environ.get("FLOE_CHECKER_SEED", "7")))
     print("checker seed", rng.random())
@@ -285,11 +306,11 @@ def test_randomized_transactions_checker(playground):
             assert mine == sorted(mine), f"{tid} out of order in partition {part}"
 
 
-def test_offsets_in_an_open_transaction_are_unstable_until_it_commits(playground):
+def test_offsets_in_an_open_transaction_are_unstable_until_it_commits(floe):
     """KIP-447: a read_committed consumer asks for stable offsets (require_stable) and gets
     UNSTABLE_OFFSET_COMMIT, retrying, while a transaction holds its group's offsets; once
     the transaction commits it sees them. A read_uncommitted one sees the old offsets."""
-    b = playground.bootstrap
+    b = floe.bootstrap
     create_topic(b, "txn-stable", partitions=1)
     group = Consumer({"bootstrap.servers": b, "group.id": "stable-g"})
     p = txn_producer(b, "stable")
@@ -313,12 +334,12 @@ def test_offsets_in_an_open_transaction_are_unstable_until_it_commits(playground
         c.close()
 
 
-def test_a_zombie_consumers_offsets_are_fenced(playground):
+def test_a_zombie_consumers_offsets_are_fenced(floe):
     """KIP-447: send_offsets_to_transaction carries the consumer's group membership; offsets
     sent with the membership of a consumer that has left the group (a zombie whose partitions
     another member now owns) are refused and never reach the group, while a live member's
     offsets commit with its transaction."""
-    b = playground.bootstrap
+    b = floe.bootstrap
     create_topic(b, "txn-zombie", partitions=1)
     p0 = Producer({"bootstrap.servers": b})
     p0.produce("txn-zombie", value=b"in", partition=0)

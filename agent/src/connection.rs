@@ -3,7 +3,8 @@
 //! The reader decodes a frame, starts its handler (produce appends happen here, in arrival
 //! order) and queues the pending response; the writer sends responses in request order.
 //! Up to `max_inflight_requests_per_connection` requests are in flight, so a producer with
-//! many requests outstanding is not starved by the flush window. A bad frame (negative or
+//! many requests outstanding is not starved by the flush window. Coordinator requests
+//! ([`in_order`]) of one connection still take effect one after another, in arrival order. A bad frame (negative or
 //! oversized length, undecodable bytes, an API the agent does not serve) closes this
 //! connection only, with a log line; the agent keeps serving everyone else.
 
@@ -16,7 +17,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info_span, warn};
 
@@ -69,6 +70,8 @@ pub async fn serve(
     let writer = tokio::spawn(write_loop(wr, rx));
     let max = ctx.config.max_request_bytes;
     let body_timeout = std::time::Duration::from_millis(ctx.config.frame_body_timeout_ms);
+    // Finishes when the last in-order request started on this connection has taken effect.
+    let mut last_in_order: Option<oneshot::Receiver<()>> = None;
     loop {
         let len = tokio::select! {
             r = rd.read_i32() => match r {
@@ -129,8 +132,20 @@ pub async fn serve(
                 let pending = dispatch::start(ctx.clone(), *request, version, span, client).await;
                 let cid = header.correlation_id;
                 let header_version = key.response_header_version(version);
+                let (after, done) = if in_order(key) {
+                    let (done, finished) = oneshot::channel::<()>();
+                    (last_in_order.replace(finished), Some(done))
+                } else {
+                    (None, None)
+                };
                 let handle = tokio::spawn(async move {
-                    let resp = pending.await?;
+                    if let Some(previous) = after {
+                        // Err: the previous one's task ended without a word; it is done too.
+                        let _ = previous.await;
+                    }
+                    let resp = pending.await;
+                    drop(done);
+                    let resp = resp?;
                     match encode_frame(cid, header_version, &resp, version) {
                         Ok(b) => Some(b),
                         Err(e) => {
@@ -162,6 +177,24 @@ pub async fn serve(
     drop(tx);
     let _ = writer.await;
     debug!(%peer, "connection closed");
+}
+
+/// Requests that act on coordinator state the previous one may have changed. Kafka handles
+/// a connection's requests one at a time and clients count on it: librdkafka sends EndTxn
+/// right behind AddPartitionsToTxn when it aborts a transaction at once, and a consumer's
+/// OffsetFetch must see the OffsetCommit it sent before. Produce keeps its pipelining (its
+/// appends are ordered where they are queued) and so do Fetch's long polls.
+fn in_order(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::InitProducerId
+            | ApiKey::AddPartitionsToTxn
+            | ApiKey::AddOffsetsToTxn
+            | ApiKey::TxnOffsetCommit
+            | ApiKey::EndTxn
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+    )
 }
 
 async fn write_loop(

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use support::batches::fetched_values;
 use support::client::{records, Client};
-use support::harness::{config, start_agent, Stack};
+use support::harness::{config, start_agent, Backend, Stack};
 
 /// A batch of `values` from producer `pid`/`epoch` starting at sequence `seq`.
 fn batch(pid: i64, epoch: i16, seq: i32, values: &[&str], transactional: bool) -> Bytes {
@@ -234,5 +234,56 @@ async fn fencing_errors_follow_the_request_version() {
     for v in [0, 3] {
         let r = c.call(&commit, v).await;
         assert_eq!(r.topics[0].partitions[0].error_code, old, "version {v}");
+    }
+}
+
+/// Kafka handles a connection's requests one at a time, and clients rely on it: librdkafka
+/// sends EndTxn right behind AddPartitionsToTxn when a transaction is aborted at once, and
+/// the end must find the partitions added. Coordinator requests pipelined on one connection
+/// therefore take effect in arrival order (PostgreSQL, where two calls can really overlap).
+#[tokio::test]
+async fn pipelined_coordinator_requests_take_effect_in_order() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, EndTxnRequest, TopicName};
+
+    let stack = Stack::start(Backend::postgres().await, config(1)).await;
+    let mut c = stack.client().await;
+    c.create_topic("piped", 4, &[]).await;
+    let tid = TransactionalId(StrBytes::from_static_str("piped"));
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(tid.clone()))
+        .with_transaction_timeout_ms(60_000);
+    let r = c.call(&init, 4).await;
+    assert_eq!(r.error_code, 0);
+    for round in 0..40 {
+        let add = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(tid.clone())
+            .with_v3_and_below_producer_id(r.producer_id)
+            .with_v3_and_below_producer_epoch(r.producer_epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("piped")))
+                .with_partitions(vec![0, 1, 2, 3])]);
+        let end = EndTxnRequest::default()
+            .with_transactional_id(tid.clone())
+            .with_producer_id(r.producer_id)
+            .with_producer_epoch(r.producer_epoch)
+            .with_committed(round % 2 == 0);
+        let add_pending = c.send(&add, 3).await;
+        let end_pending = c.send(&end, 3).await;
+        let added = c.recv(add_pending).await;
+        let ended = c.recv(end_pending).await;
+        assert!(added
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| t.results_by_partition.iter())
+            .all(|p| p.partition_error_code == 0));
+        assert_eq!(
+            ended.error_code, 0,
+            "round {round}: EndTxn ran before AddPartitionsToTxn"
+        );
+    }
+    // Every round wrote its four markers.
+    for p in 0..4 {
+        assert_eq!(c.high_watermark("piped", p).await, 40);
     }
 }

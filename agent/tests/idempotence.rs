@@ -11,7 +11,10 @@ use floe_common::Metrics;
 use floe_format::batch::Compression;
 use floe_format::records::{encode_batch, BatchSpec, Record};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 use support::batches::fetched_values;
 use support::client::{records, Client};
@@ -45,6 +48,30 @@ fn batch(pid: i64, epoch: i16, seq: i32, values: &[&str], transactional: bool) -
 async fn produce(c: &mut Client, b: Bytes) -> (i16, i64) {
     let r = c.produce_one("idem", 0, b).await;
     (r.error_code, r.base_offset)
+}
+
+/// InitProducerId for transactional id `id`.
+fn txn_init(id: &'static str) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(id))))
+        .with_transaction_timeout_ms(60_000)
+}
+
+/// AddPartitionsToTxn (v0-3 fields) adding `partitions` of `topic`.
+fn add_partitions(
+    init: &InitProducerIdRequest,
+    pid: ProducerId,
+    epoch: i16,
+    topic: &'static str,
+    partitions: Vec<i32>,
+) -> AddPartitionsToTxnRequest {
+    AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(init.transactional_id.clone().unwrap_or_default())
+        .with_v3_and_below_producer_id(pid)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partitions(partitions)])
 }
 
 #[tokio::test]
@@ -135,9 +162,7 @@ async fn retries_on_another_agent_are_stored_once() {
 
     // A transactional id gets its own producer id; asking again (a new producer instance)
     // bumps the epoch, on either agent.
-    let txn_init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t1"))))
-        .with_transaction_timeout_ms(60_000);
+    let txn_init = txn_init("t1");
     let r = a.call(&txn_init, 4).await;
     assert_eq!((r.error_code, r.producer_epoch), (0, 0));
     let again = b.call(&txn_init, 4).await;
@@ -158,22 +183,18 @@ async fn retries_on_another_agent_are_stored_once() {
 /// INVALID_PRODUCER_EPOCH, as from Kafka.
 #[tokio::test]
 async fn fencing_errors_follow_the_request_version() {
-    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
     use kafka_protocol::messages::txn_offset_commit_request::{
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     };
     use kafka_protocol::messages::{
-        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId, ProducerId,
-        TopicName, TxnOffsetCommitRequest,
+        AddOffsetsToTxnRequest, EndTxnRequest, GroupId, TxnOffsetCommitRequest,
     };
 
     let stack = Stack::local(config(1)).await;
     let mut c = stack.client().await;
     c.create_topic("fenced", 1, &[]).await;
+    let init = txn_init("zombie");
     let tid = TransactionalId(StrBytes::from_static_str("zombie"));
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(tid.clone()))
-        .with_transaction_timeout_ms(60_000);
     let zombie = c.call(&init, 4).await;
     assert_eq!(zombie.error_code, 0);
     let successor = c.call(&init, 4).await;
@@ -199,13 +220,7 @@ async fn fencing_errors_follow_the_request_version() {
     assert_eq!(c.call(&add_offsets, 1).await.error_code, old);
     assert_eq!(c.call(&add_offsets, 3).await.error_code, fenced);
 
-    let add_partitions = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(tid.clone())
-        .with_v3_and_below_producer_id(pid)
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("fenced")))
-            .with_partitions(vec![0])]);
+    let add_partitions = add_partitions(&init, pid, epoch, "fenced", vec![0]);
     let code_of = |r: kafka_protocol::messages::AddPartitionsToTxnResponse| {
         r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
     };
@@ -243,26 +258,23 @@ async fn fencing_errors_follow_the_request_version() {
 /// therefore take effect in arrival order (PostgreSQL, where two calls can really overlap).
 #[tokio::test]
 async fn pipelined_coordinator_requests_take_effect_in_order() {
-    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-    use kafka_protocol::messages::{AddPartitionsToTxnRequest, EndTxnRequest, TopicName};
+    use kafka_protocol::messages::EndTxnRequest;
 
     let stack = Stack::start(Backend::postgres().await, config(1)).await;
     let mut c = stack.client().await;
     c.create_topic("piped", 4, &[]).await;
+    let init = txn_init("piped");
     let tid = TransactionalId(StrBytes::from_static_str("piped"));
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(tid.clone()))
-        .with_transaction_timeout_ms(60_000);
     let r = c.call(&init, 4).await;
     assert_eq!(r.error_code, 0);
     for round in 0..40 {
-        let add = AddPartitionsToTxnRequest::default()
-            .with_v3_and_below_transactional_id(tid.clone())
-            .with_v3_and_below_producer_id(r.producer_id)
-            .with_v3_and_below_producer_epoch(r.producer_epoch)
-            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("piped")))
-                .with_partitions(vec![0, 1, 2, 3])]);
+        let add = add_partitions(
+            &init,
+            r.producer_id,
+            r.producer_epoch,
+            "piped",
+            vec![0, 1, 2, 3],
+        );
         let end = EndTxnRequest::default()
             .with_transactional_id(tid.clone())
             .with_producer_id(r.producer_id)

@@ -4,9 +4,10 @@
 //! order) and queues the pending response; the writer sends responses in request order.
 //! Up to `max_inflight_requests_per_connection` requests are in flight, so a producer with
 //! many requests outstanding is not starved by the flush window. Coordinator requests
-//! ([`in_order`]) of one connection still take effect one after another, in arrival order. A bad frame (negative or
-//! oversized length, undecodable bytes, an API the agent does not serve) closes this
-//! connection only, with a log line; the agent keeps serving everyone else.
+//! ([`in_order`]) of one connection still take effect one after another, in arrival order.
+//! A bad frame (negative or oversized length, undecodable bytes, an API the agent does not
+//! serve) closes this connection only, with a log line; the agent keeps serving everyone
+//! else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
